@@ -1,0 +1,74 @@
+"""Speakup: confidential speak-up and concern reporting. Nothing happens at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from jinja2 import ChainableUndefined, ChoiceLoader, FileSystemLoader, PackageLoader
+
+from speakup.uploads import InMemoryUploadRequest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the application. ``overrides`` are applied last (tests use them)."""
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance") if overrides is None else None,
+        instance_relative_config=False,
+        template_folder=str(ROOT / "templates"),
+    )
+    if overrides and "INSTANCE_PATH" in overrides:
+        app.instance_path = str(overrides["INSTANCE_PATH"])
+    # Uploads are parsed into memory only: nothing unencrypted is ever spooled to disk.
+    app.request_class = InMemoryUploadRequest
+    app.jinja_options = {
+        "undefined": ChainableUndefined,
+        "loader": ChoiceLoader(
+            [FileSystemLoader(str(ROOT / "templates")), PackageLoader("nhsuk_frontend_jinja")]
+        ),
+        "autoescape": True,
+    }
+
+    from speakup.logging_setup import configure_logging
+    from speakup.settings import load_settings
+
+    load_settings(app, overrides)
+    configure_logging(app)
+
+    from speakup import models  # noqa: F401  (registers every table)
+    from speakup.extensions import csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+
+    from speakup.db_setup import configure_engines
+
+    configure_engines(app)
+
+    from speakup.accounts.sessions import init_staff_sessions
+    from speakup.errors import register_error_handlers
+    from speakup.security import init_security
+
+    init_staff_sessions(app)
+    init_security(app)
+    register_error_handlers(app)
+
+    from speakup.accounts.views import bp as accounts_bp
+    from speakup.cases.views import bp as cases_bp
+    from speakup.reporting.views import bp as reporting_bp
+
+    app.register_blueprint(reporting_bp)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(cases_bp)
+
+    from speakup.cli import register_cli
+
+    register_cli(app)
+    return app

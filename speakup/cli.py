@@ -1,0 +1,162 @@
+"""Operator CLI: ``flask --app speakup …`` (see README "Operator commands")."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from speakup.accounts.models import Role
+from speakup.errors import SpeakupError
+from speakup.extensions import db
+from speakup.settings import argon2_params
+
+org_cli = AppGroup("org", help="Regions, systems, organisations and recovery keys.")
+user_cli = AppGroup("user", help="Staff accounts.")
+audit_cli = AppGroup("audit", help="The hash-chained audit log.")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+def read_password(password_stdin: bool, password_file: str | None) -> str:
+    """A password from stdin, a file, or an interactive prompt (never an argument)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif password_file:
+        password = Path(password_file).read_text().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@org_cli.command("create")
+@click.option("--region", "region_code", default="MIDLANDS", show_default=True)
+@click.option("--region-name", default="NHS England – Midlands", show_default=True)
+@click.option("--system", "system_code", required=True, help="ICS code, e.g. BSOL")
+@click.option("--system-name", help="ICS name (needed the first time a system is used)")
+@click.option("--code", required=True, help="Organisation code, e.g. RRK")
+@click.option("--name", required=True)
+@click.option(
+    "--kind", type=click.Choice(["trust", "icb", "primary_care", "social_care"]), default="trust"
+)
+def org_create(
+    region_code: str,
+    region_name: str,
+    system_code: str,
+    system_name: str | None,
+    code: str,
+    name: str,
+    kind: str,
+) -> None:
+    """Create an organisation (and its region/system if new)."""
+    from speakup.organisations.services import (
+        get_or_create_organisation,
+        get_or_create_region,
+        get_or_create_system,
+    )
+
+    region = get_or_create_region(region_code, region_name)
+    system = get_or_create_system(region, system_code, system_name or system_code)
+    org = get_or_create_organisation(system, code, name, kind)
+    db.session.commit()
+    click.echo(f"organisation {org.code}: {org.name} (system {system.code})")
+
+
+@org_cli.command("recovery-key")
+@click.argument("code")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File for the custodian; must not exist",
+)
+@click.option("--replace", is_flag=True, help="Replace an existing recovery key")
+def org_recovery_key(code: str, out_path: str, replace: bool) -> None:
+    """Generate an organisation's recovery keypair; the private half goes only to --out."""
+    from speakup.organisations.services import create_recovery_key, find_organisation
+
+    try:
+        key_id = create_recovery_key(find_organisation(code), Path(out_path), replace=replace)
+    except FileExistsError:
+        _fail(f"{out_path} already exists; choose a new file.")
+    except SpeakupError as exc:
+        _fail(exc.message)
+    db.session.commit()
+    click.echo(f"recovery key {key_id} for {code} written to {out_path}.")
+    click.echo("Move it to offline storage for the recovery custodian; the server keeps no copy.")
+
+
+@user_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--name", "display_name", required=True)
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--org", "org_code", help="Organisation code (guardians and lead guardians)")
+@click.option("--pool", is_flag=True, help="Offer this guardian in the regional pool")
+@click.option("--languages", default="English", show_default=True)
+@click.option("--bio", default="", help="Short self-description shown in the pool")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False))
+def user_create(
+    email: str,
+    display_name: str,
+    role: str,
+    org_code: str | None,
+    pool: bool,
+    languages: str,
+    bio: str,
+    password_stdin: bool,
+    password_file: str | None,
+) -> None:
+    """Create a staff account with its own keypair. TOTP is enrolled at first sign-in."""
+    from speakup.accounts.services import create_user
+    from speakup.organisations.services import find_organisation
+
+    try:
+        org = find_organisation(org_code) if org_code else None
+        user = create_user(
+            email=email,
+            display_name=display_name,
+            role=Role(role),
+            password=read_password(password_stdin, password_file),
+            params=argon2_params(current_app.config),
+            organisation=org,
+            in_pool=pool,
+            languages=languages,
+            bio=bio,
+        )
+    except SpeakupError as exc:
+        _fail(exc.message)
+    db.session.commit()
+    click.echo(f"created {user.role} {user.email} (id {user.id})")
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Verify the whole hash chain; exit 1 and name the first broken event if any."""
+    from speakup.audit.services import verify_chain
+
+    report = verify_chain()
+    if report.ok:
+        click.echo(f"audit chain intact: {report.events} events")
+    else:
+        _fail(
+            f"audit chain broken at event #{report.first_broken_seq} "
+            f"(after {report.events} good events)"
+        )
+
+
+def register_cli(app: Flask) -> None:
+    """Attach every command group to the app."""
+    from speakup.demo import demo_cli
+
+    app.cli.add_command(org_cli)
+    app.cli.add_command(user_cli)
+    app.cli.add_command(audit_cli)
+    app.cli.add_command(demo_cli)

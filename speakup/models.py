@@ -1,0 +1,21 @@
+"""Imports every model so metadata is complete (for the app, Alembic and tests)."""
+
+from speakup.accounts.models import AuthSession, User
+from speakup.audit.models import AuditEvent, AuditHead
+from speakup.cases.models import Attachment, Case, CaseKey, Exclusion, Message
+from speakup.organisations.models import Organisation, Region, System
+
+__all__ = [
+    "Attachment",
+    "AuditEvent",
+    "AuditHead",
+    "AuthSession",
+    "Case",
+    "CaseKey",
+    "Exclusion",
+    "Message",
+    "Organisation",
+    "Region",
+    "System",
+    "User",
+]

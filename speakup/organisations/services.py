@@ -1,0 +1,99 @@
+"""Creating the geography and each organisation's offline recovery keypair."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+from sqlalchemy import select
+
+from speakup.audit.services import record
+from speakup.crypto import PrivateKey, generate_keypair
+from speakup.errors import ValidationError
+from speakup.extensions import db
+from speakup.organisations.models import Organisation, Region, System
+
+RECOVERY_FORMAT = "speakup-recovery-key-v1"
+
+
+def get_or_create_region(code: str, name: str) -> Region:
+    """The region with this code, created if new."""
+    region = db.session.scalar(select(Region).where(Region.code == code))
+    if region is None:
+        region = Region(code=code, name=name)
+        db.session.add(region)
+        db.session.flush()
+    return region
+
+
+def get_or_create_system(region: Region, code: str, name: str) -> System:
+    """The integrated care system with this code, created if new."""
+    system = db.session.scalar(select(System).where(System.code == code))
+    if system is None:
+        system = System(region=region, code=code, name=name)
+        db.session.add(system)
+        db.session.flush()
+    return system
+
+
+def get_or_create_organisation(
+    system: System, code: str, name: str, kind: str = "trust"
+) -> Organisation:
+    """The organisation with this code, created if new."""
+    org = db.session.scalar(select(Organisation).where(Organisation.code == code))
+    if org is None:
+        org = Organisation(system=system, code=code, name=name, kind=kind)
+        db.session.add(org)
+        db.session.flush()
+        record("organisation.created", actor_kind="system", detail=f"organisation={org.id}")
+    return org
+
+
+def find_organisation(code: str) -> Organisation:
+    """An organisation by code, or a clear error."""
+    org = db.session.scalar(select(Organisation).where(Organisation.code == code))
+    if org is None:
+        raise ValidationError(f"No organisation has the code {code!r}.")
+    return org
+
+
+def create_recovery_key(org: Organisation, out_path: Path, *, replace: bool = False) -> str:
+    """Generate the organisation's recovery keypair; write the private half once to
+    ``out_path`` (0600, refusing to overwrite) and keep only the public half."""
+    if org.recovery_public_key is not None and not replace:
+        raise ValidationError(
+            f"{org.code} already has a recovery key (id {org.recovery_public_key.key_id})."
+        )
+    private = generate_keypair()
+    public = private.public_key()
+    payload = {
+        "format": RECOVERY_FORMAT,
+        "organisation": org.code,
+        "key_id": public.key_id,
+        "private_key": base64.b64encode(private.to_bytes()).decode(),
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh)
+        fh.write("\n")
+    org.recovery_public_mlkem = public.mlkem
+    org.recovery_public_x25519 = public.x25519
+    record(
+        "organisation.recovery_key_created", actor_kind="system", detail=f"organisation={org.id}"
+    )
+    return public.key_id
+
+
+def load_recovery_key(path: Path, org: Organisation) -> PrivateKey:
+    """Read a custodian's recovery key file and check it belongs to ``org``."""
+    payload = json.loads(path.read_text())
+    if payload.get("format") != RECOVERY_FORMAT or payload.get("organisation") != org.code:
+        raise ValidationError("That file is not this organisation's recovery key.")
+    private = PrivateKey.from_bytes(base64.b64decode(payload["private_key"]))
+    expected = org.recovery_public_key
+    if expected is None or private.public_key().key_id != expected.key_id:
+        raise ValidationError("That recovery key does not match the organisation's current key.")
+    return private

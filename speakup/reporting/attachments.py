@@ -1,0 +1,395 @@
+"""Decide what a reporter's attachment really is and strip what could identify them.
+
+DESIGN §3 promise 2: attachment metadata is removed before storage. A photo's EXIF can carry
+the phone model and the GPS position of the ward it was taken on; a PDF's properties and XMP
+carry the author's name and the organisation's software. Everything here works on bytes in
+memory — nothing is written to disk, because an unencrypted attachment must never touch it
+(DESIGN §3.1). No Flask: the reporting service calls :func:`sanitise_attachment` and shows an
+:class:`AttachmentError`'s message to the reporter as it is.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import unicodedata
+from dataclasses import dataclass
+
+import filetype
+import pikepdf
+from filetype.types.image import Jpeg, Png
+from PIL import ExifTags, Image, ImageOps
+
+PDF, JPEG, PNG, TEXT = "application/pdf", "image/jpeg", "image/png", "text/plain"
+#: Canonical extension for each type, and the spellings a reporter may keep.
+_EXTENSIONS = {PDF: ("pdf",), JPEG: ("jpg", "jpeg", "jpe"), PNG: ("png",), TEXT: ("txt",)}
+MAX_NAME_CHARS = 120
+_IMAGE_MATCHERS = (Jpeg(), Png())  # Png also matches animated PNG; Pillow keeps frame one
+#: Well below Pillow's own 89-megapixel warning: 50 MP covers any phone camera, and decoding
+#: it needs at most ~200 MB. Checked from the header before any pixel is decoded.
+MAX_IMAGE_PIXELS = 50_000_000
+
+_UNSUPPORTED = "{name} can't be attached. You can attach PDF, JPEG, PNG or plain text files."
+# C0/C1 control characters except tab, newline, form feed and carriage return.
+_FORBIDDEN_TEXT_CHARS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+# What browsers sniff as HTML or XML (WHATWG MIME Sniffing §7.1): a guardian's browser must
+# never be tempted to render a "text" attachment as a page, so such text is refused.
+_MARKUP_START = re.compile(
+    rb"[\t\n\x0c\r ]*(?:<\?xml|<svg|<!--|"
+    rb"<(?:!doctype html|html|head|script|iframe|h1|div|font|table|a|style|title|b|body|br|p)"
+    rb"[ >])",
+    re.IGNORECASE,
+)
+#: What Pillow raises for malformed input (the set its own fuzzing harness accepts).
+_PIL_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    NotImplementedError,
+    OverflowError,
+)
+
+
+class AttachmentError(Exception):
+    """An attachment was refused; the message is plain English, safe to show the reporter."""
+
+
+@dataclass(frozen=True)
+class SanitisedFile:
+    """An attachment after type detection and metadata removal, ready to be sealed."""
+
+    filename: str  #: display name only: no path, no control characters, honest extension
+    content_type: str  #: one of PDF, JPEG, PNG, TEXT
+    data: bytes  #: the cleaned bytes
+    removed: tuple[str, ...]  #: what was found and removed, in words the reporter understands
+
+
+def sanitise_attachment(filename: str, data: bytes, *, max_bytes: int) -> SanitisedFile:
+    """Detect the type from ``data`` (never the name), strip metadata, return the clean file.
+
+    Raises :class:`AttachmentError` for empty, oversized, unsupported, corrupt or
+    password-protected files.
+    """
+    if max_bytes <= 0:
+        raise ValueError("max_bytes must be positive")
+    name = _base_name(filename)
+    shown = f'"{name[:MAX_NAME_CHARS]}"' if name else "This file"
+    if not data:
+        raise AttachmentError(f"{shown} is empty, so it can't be attached.")
+    if len(data) > max_bytes:
+        raise AttachmentError(
+            f"{shown} is too large. Each attachment can be up to {_megabytes(max_bytes)} MB."
+        )
+    content_type = _detect_type(data)
+    if content_type is None:
+        raise AttachmentError(_UNSUPPORTED.format(name=shown))
+    if content_type == PDF:
+        cleaned, removed = _clean_pdf(data, shown)
+    elif content_type == TEXT:
+        cleaned, removed = data, ()  # text carries no hidden metadata; keep the reporter's bytes
+    else:
+        cleaned, removed = _clean_image(data, content_type, shown)
+    return SanitisedFile(_with_extension(name, content_type), content_type, cleaned, removed)
+
+
+# --- type detection and names -------------------------------------------------------------
+
+
+def _detect_type(data: bytes) -> str | None:
+    if data.startswith(b"%PDF-"):
+        return PDF
+    kind = filetype.match(data, matchers=_IMAGE_MATCHERS)
+    if kind is not None:
+        return str(kind.mime)
+    return TEXT if _is_plain_text(data) else None
+
+
+def _is_plain_text(data: bytes) -> bool:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return False
+    return not _FORBIDDEN_TEXT_CHARS.search(text) and not _MARKUP_START.match(
+        data.removeprefix(b"\xef\xbb\xbf")
+    )
+
+
+def _base_name(filename: str) -> str:
+    """The last path component, without control or formatting characters (e.g. RTL override)."""
+    name = unicodedata.normalize("NFC", filename).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    # Leading dots would hide the file on a guardian's machine; Windows drops trailing ones.
+    return re.sub(r"^[\s.]+|[\s.]+$", "", name)
+
+
+def _with_extension(name: str, content_type: str) -> str:
+    """Make the extension tell the truth about the content, and cap the length."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not re.fullmatch(r"[A-Za-z0-9]{1,5}", ext):
+        stem, ext = name, ""
+    allowed = _EXTENSIONS[content_type]
+    if ext.lower() not in allowed:
+        ext = allowed[0]
+    stem = stem.rstrip(" .") or "attachment"
+    return f"{stem[: MAX_NAME_CHARS - len(ext) - 1].rstrip(' .') or 'attachment'}.{ext}"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
+
+
+# --- images ---------------------------------------------------------------------------------
+
+_EXIF_GPS = "camera and location details (EXIF)"
+_EXIF = "camera details (EXIF)"
+_XMP = "editing and author details (XMP)"
+_COMMENT = "comments saved in the image"
+_IPTC = "captions and author details (IPTC)"
+_ICC = "colour profile"
+_PNG_TEXT = "text details such as author or software (PNG text chunks)"
+_PNG_TIME = "the date the image was last changed"
+_OTHER = "other data saved by the camera or editing software"
+# PNG chunks that describe pixels only. Every other chunk is named in ``removed``.
+_PIXEL_PNG_CHUNKS = {
+    b"IHDR",
+    b"PLTE",
+    b"IDAT",
+    b"IEND",
+    b"tRNS",
+    b"gAMA",
+    b"cHRM",
+    b"sRGB",
+    b"sBIT",
+    b"bKGD",
+    b"pHYs",
+    b"acTL",
+    b"fcTL",
+    b"fdAT",
+}
+_PNG_TEXT_CHUNKS = {b"tEXt", b"zTXt", b"iTXt"}
+#: Text keywords ImageMagick and exiftool use to carry EXIF inside a PNG.
+_EXIF_KEYWORDS = {b"Raw profile type exif", b"Raw profile type APP1"}
+#: JPEG segments holding decoding parameters only (JFIF density, Adobe colour transform).
+_DECODING_SEGMENTS = {("APP0", b"JFIF\0"), ("APP14", b"Adobe")}
+
+
+def _clean_image(data: bytes, content_type: str, shown: str) -> tuple[bytes, tuple[str, ...]]:
+    """Re-encode from the pixels alone, keeping the EXIF orientation by applying it."""
+    fmt = "JPEG" if content_type == JPEG else "PNG"
+    try:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as image:
+            width, height = image.size  # from the header: nothing is decoded yet
+            if width * height > MAX_IMAGE_PIXELS:
+                raise AttachmentError(
+                    f"{shown} is too large an image ({width} × {height} pixels). "
+                    "Please attach a smaller copy."
+                )
+            image.load()
+            found = _jpeg_metadata(image) if fmt == "JPEG" else _png_metadata(data)
+            has_gps = bool(image.getexif().get_ifd(ExifTags.IFD.GPSInfo))
+            upright = ImageOps.exif_transpose(image)
+        # JPEG comments and PNG colour profiles are copied from ``info`` on save; keep only
+        # transparency, which is part of the picture rather than about it.
+        transparency = upright.info.get("transparency")
+        upright.info = {} if transparency is None else {"transparency": transparency}
+        out = io.BytesIO()
+        if fmt == "JPEG":
+            upright.save(out, "JPEG", quality=90)
+        else:
+            upright.save(out, "PNG", optimize=True)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise AttachmentError(f"{shown} is too large an image to open safely.") from exc
+    except _PIL_ERRORS as exc:
+        raise AttachmentError(f"{shown} looks damaged and can't be opened as an image.") from exc
+    removed = [_EXIF_GPS if label == _EXIF and has_gps else label for label in found]
+    return out.getvalue(), tuple(dict.fromkeys(removed))
+
+
+def _jpeg_metadata(image: Image.Image) -> list[str]:
+    """Name each APPn and comment segment; re-encoding writes none of them."""
+    found = []
+    for marker, payload in getattr(image, "applist", []):
+        if (marker, payload[:5]) in _DECODING_SEGMENTS:
+            continue
+        if marker == "APP1" and payload.startswith(b"Exif"):
+            found.append(_EXIF)
+        elif marker == "APP1" and payload.startswith(b"http://ns.adobe.com/"):
+            found.append(_XMP)
+        elif marker == "APP2" and payload.startswith(b"ICC_PROFILE"):
+            found.append(_ICC)
+        elif marker == "APP13" and payload.startswith(b"Photoshop 3.0"):
+            found.append(_IPTC)
+        elif marker == "COM":
+            found.append(_COMMENT)
+        else:
+            found.append(_OTHER)
+    return found
+
+
+def _png_metadata(data: bytes) -> list[str]:
+    """Name each non-pixel chunk: Pillow keeps neither tIME nor unknown chunks in ``info``."""
+    found, pos = [], 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        keyword = data[pos + 8 : pos + 8 + min(length, 80)].split(b"\0", 1)[0]
+        if kind == b"eXIf" or (kind in _PNG_TEXT_CHUNKS and keyword in _EXIF_KEYWORDS):
+            found.append(_EXIF)
+        elif kind in _PNG_TEXT_CHUNKS and keyword == b"XML:com.adobe.xmp":
+            found.append(_XMP)
+        elif kind in _PNG_TEXT_CHUNKS:
+            found.append(_PNG_TEXT)
+        elif kind == b"iCCP":
+            found.append(_ICC)
+        elif kind == b"tIME":
+            found.append(_PNG_TIME)
+        elif kind not in _PIXEL_PNG_CHUNKS:
+            found.append(_OTHER)
+        pos += 12 + length
+    return found
+
+
+# --- PDF ------------------------------------------------------------------------------------
+
+_PDF_INFO = "document properties such as author and title"
+_PDF_XMP = "XMP metadata such as author, software and editing history"
+_PDF_PIECES = "private data saved by the editing software"
+_PDF_ANNOT = "names and dates on comments and annotations"
+_PDF_FILES = "embedded files"
+_PDF_SCRIPTS = "scripts (JavaScript)"
+_PDF_ACTIONS = "actions that run by themselves when the document is opened or used"
+_PDF_ID = "the document's unique identifier"
+
+
+def _clean_pdf(data: bytes, shown: str) -> tuple[bytes, tuple[str, ...]]:
+    """Rewrite the PDF from its object graph without metadata, files or scripts.
+
+    Rewriting (rather than editing in place) also drops earlier incremental-update revisions,
+    which can still hold a document's old properties, and anything appended after ``%%EOF``.
+    """
+    locked = AttachmentError(
+        f"{shown} is password-protected. Please attach a copy without a password."
+    )
+    damaged = AttachmentError(f"{shown} looks damaged and can't be opened as a PDF.")
+    try:
+        pdf = pikepdf.open(io.BytesIO(data))
+    except pikepdf.PasswordError as exc:
+        raise locked from exc
+    except (pikepdf.PdfError, ValueError, RecursionError) as exc:
+        raise damaged from exc
+    with pdf:
+        if pdf.is_encrypted:
+            raise locked
+        try:
+            if len(pdf.pages) == 0:
+                raise AttachmentError(f"{shown} has no pages, so there is nothing to attach.")
+            found = _strip_pdf(pdf)
+            out = io.BytesIO()
+            # deterministic_id: the new /ID is a hash of the content, not of the save time.
+            # stream_decode_level none: copy streams as they are, so a compressed "bomb" is
+            # never inflated. fix_metadata_version off: it would recreate XMP. qpdf adds no
+            # /Producer of its own (checked by the tests).
+            pdf.save(
+                out,
+                deterministic_id=True,
+                fix_metadata_version=False,
+                stream_decode_level=pikepdf.StreamDecodeLevel.none,
+            )
+        except (pikepdf.PdfError, ValueError, RecursionError) as exc:
+            raise damaged from exc
+    return out.getvalue(), found
+
+
+def _strip_pdf(pdf: pikepdf.Pdf) -> tuple[str, ...]:
+    found: list[str] = []
+    trailer, root = pdf.trailer, pdf.Root
+    if "/Info" in trailer:
+        info = trailer.Info
+        if isinstance(info, pikepdf.Dictionary) and len(info.keys()):
+            found.append(_PDF_INFO)
+        del trailer["/Info"]
+    if "/ID" in trailer:
+        # qpdf would otherwise keep the first half, which matches every copy of the original.
+        found.append(_PDF_ID)
+        del trailer["/ID"]
+    names = root.get("/Names")
+    if isinstance(names, pikepdf.Dictionary):
+        for key, label in (("/EmbeddedFiles", _PDF_FILES), ("/JavaScript", _PDF_SCRIPTS)):
+            if key in names:
+                found.append(label)
+                del names[key]
+    opening = root.get("/OpenAction")
+    if isinstance(opening, pikepdf.Dictionary) and opening.get("/S") == "/JavaScript":
+        found.append(_PDF_SCRIPTS)
+        del root["/OpenAction"]
+    for page in pdf.pages:
+        annots = page.obj.get("/Annots")
+        if isinstance(annots, pikepdf.Array):
+            kept = [a for a in annots if not _is_file_attachment(a)]
+            if len(kept) != len(annots):
+                found.append(_PDF_FILES)
+                page.obj.Annots = pikepdf.Array(kept)
+            for annot in kept:
+                if isinstance(annot, pikepdf.Dictionary):
+                    found.extend(_strip_annotation(annot))
+    for obj in _all_dictionaries(pdf):
+        found.extend(_strip_dictionary(obj))
+    return tuple(dict.fromkeys(found))
+
+
+def _is_file_attachment(annot: pikepdf.Object) -> bool:
+    return isinstance(annot, pikepdf.Dictionary) and annot.get("/Subtype") == "/FileAttachment"
+
+
+def _strip_annotation(annot: pikepdf.Dictionary) -> list[str]:
+    # On a form field (Widget) /T is the field's name; on every other annotation, its author.
+    keys = ["/M", "/CreationDate"] + ([] if annot.get("/Subtype") == "/Widget" else ["/T"])
+    present = [key for key in keys if key in annot]
+    for key in present:
+        del annot[key]
+    return [_PDF_ANNOT] if present else []
+
+
+def _strip_dictionary(obj: pikepdf.Dictionary | pikepdf.Stream) -> list[str]:
+    """Remove metadata, editing data, embedded file bodies and scripts held by one object."""
+    found = []
+    for key, label in (
+        ("/Metadata", _PDF_XMP),
+        ("/PieceInfo", _PDF_PIECES),
+        ("/LastModified", _PDF_PIECES),
+        ("/EF", _PDF_FILES),
+        ("/AF", _PDF_FILES),
+        ("/AA", _PDF_ACTIONS),
+    ):
+        if key in obj:
+            found.append(label)
+            del obj[key]
+    if obj.get("/S") == "/JavaScript" and "/JS" in obj:
+        # Emptying the action in place disarms it wherever it is referenced from.
+        found.append(_PDF_SCRIPTS)
+        obj.JS = pikepdf.String("")
+    return found
+
+
+def _all_dictionaries(pdf: pikepdf.Pdf) -> list[pikepdf.Dictionary | pikepdf.Stream]:
+    """Every indirect dictionary or stream, plus the direct dictionaries nested inside them."""
+    found: list[pikepdf.Dictionary | pikepdf.Stream] = []
+    pending: list[pikepdf.Object] = [obj for obj in pdf.objects if obj is not None]
+    while pending:
+        obj = pending.pop()
+        if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
+            found.append(obj)
+            children = [obj[key] for key in obj.keys()]  # noqa: SIM118 (Stream needs keys())
+        elif isinstance(obj, pikepdf.Array):
+            children = list(obj)
+        else:
+            continue
+        pending.extend(
+            c
+            for c in children
+            if isinstance(c, pikepdf.Dictionary | pikepdf.Stream | pikepdf.Array)
+            and not c.is_indirect
+        )
+    return found

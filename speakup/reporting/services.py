@@ -1,0 +1,291 @@
+"""The reporter's side: submitting a sealed report and following it up with a receipt."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from speakup.audit.services import record
+from speakup.cases.content import add_message, encrypt_json, store_attachment
+from speakup.cases.deadlines import acknowledgement_deadlines
+from speakup.cases.keys import (
+    grant_case_key,
+    open_case_key,
+    reader_ids,
+    route_readers,
+    seal_to_recovery,
+    seal_to_reporter,
+)
+from speakup.cases.models import Case, DisclosureMode, Exclusion, KeyType, Route
+from speakup.crypto import (
+    Argon2Params,
+    DecryptionError,
+    PrivateKey,
+    decrypt_field,
+    derive_key,
+    encrypt_field,
+    generate_keypair,
+    new_data_key,
+    new_salt,
+)
+from speakup.crypto.receipt import ALPHABET, blind_index, generate_receipt, normalise_receipt
+from speakup.db import utcnow
+from speakup.errors import ValidationError
+from speakup.extensions import db
+from speakup.organisations.models import Organisation
+from speakup.reporting.attachments import SanitisedFile
+
+REFERENCE_PREFIX = "SU"
+
+
+@dataclass
+class ReportInput:
+    """A validated report, as the form gathered it."""
+
+    organisation_id: int
+    route: Route
+    disclosure_mode: DisclosureMode
+    what_happened: str
+    submission_token: str
+    chosen_guardian_id: int | None = None
+    excluded_guardian_ids: list[int] = field(default_factory=list)
+    when: str = ""
+    categories: list[str] = field(default_factory=list)
+    desired_outcome: str = ""
+    name: str = ""
+    contact: str = ""
+    escalation_consent: bool = False
+    attachments: list[SanitisedFile] = field(default_factory=list)
+
+
+@dataclass(frozen=True, repr=False)
+class Submission:
+    """A committed-to-be case and the receipt to show once."""
+
+    case: Case
+    receipt: str
+
+
+class DuplicateSubmissionError(ValidationError):
+    """The same form was posted twice (e.g. a refresh after submitting)."""
+
+
+def new_reference() -> str:
+    """A random, non-sequential public case reference, e.g. ``SU-7K3M-Q9TX``."""
+    body = "".join(secrets.choice(ALPHABET) for _ in range(8))
+    return f"{REFERENCE_PREFIX}-{body[:4]}-{body[4:]}"
+
+
+def submission_token_hash(token: str) -> bytes:
+    """The stored form of a submission token."""
+    return hashlib.sha256(b"speakup-submission|" + token.encode()).digest()
+
+
+def submit_report(
+    data: ReportInput, *, pepper: bytes, params: Argon2Params, sla: dict[str, int]
+) -> Submission:
+    """Create a case whose content only the route's readers, the recovery key and the
+    reporter can open. Flushes; the caller commits and only then shows the receipt."""
+    token_hash = submission_token_hash(data.submission_token)
+    if db.session.scalar(select(Case.id).where(Case.submission_token_hash == token_hash)):
+        raise DuplicateSubmissionError(
+            "This report was already received. Its receipt was shown once when you sent it."
+        )
+    organisation = db.session.get(Organisation, data.organisation_id)
+    if organisation is None:
+        raise ValidationError("Choose the organisation where it happened.")
+    excluded = set(data.excluded_guardian_ids)
+    if data.route == Route.POOL and data.chosen_guardian_id in excluded:
+        raise ValidationError(
+            "You chose a guardian you also named as involved. Choose someone else."
+        )
+    readers = route_readers(data.route, organisation.id, data.chosen_guardian_id, excluded)
+    if not readers:
+        raise ValidationError(
+            "Nobody on the route you chose can receive your concern (everyone there is named as "
+            "involved, or there is nobody yet). Choose another route, such as a guardian from "
+            "the regional pool or the Race Equality and Inclusion Panel."
+        )
+
+    # The receipt-derived key does not depend on the row, so stretch it before any DB work.
+    receipt = generate_receipt()
+    normalised = normalise_receipt(receipt) or ""
+    reporter_key = generate_keypair()
+    reporter_public = reporter_key.public_key()
+    salt = new_salt()
+    reporter_kek = derive_key(normalised.encode(), salt, params)
+
+    now = utcnow()
+    ack_by, ack_ceiling = acknowledgement_deadlines(
+        now, sla["acknowledge_working_days"], sla["acknowledge_ceiling_days"]
+    )
+    case = Case(
+        reference=new_reference(),
+        route=str(data.route),
+        organisation_id=organisation.id,
+        chosen_guardian_id=data.chosen_guardian_id if data.route == Route.POOL else None,
+        disclosure_mode=str(data.disclosure_mode),
+        escalation_consent=data.escalation_consent,
+        received_at=now,
+        acknowledge_by=ack_by,
+        acknowledge_ceiling=ack_ceiling,
+        last_update_at=now,
+        receipt_index=blind_index(pepper, normalised),
+        reporter_public_mlkem=reporter_public.mlkem,
+        reporter_public_x25519=reporter_public.x25519,
+        reporter_wrapped_private_key=b"",
+        reporter_kdf_salt=salt,
+        reporter_kdf_time_cost=params.time_cost,
+        reporter_kdf_memory_kib=params.memory_kib,
+        reporter_kdf_parallelism=params.parallelism,
+        submission_token_hash=token_hash,
+        report_ct=b"",
+    )
+    db.session.add(case)
+    db.session.flush()
+    case.reporter_wrapped_private_key = encrypt_field(
+        reporter_kek,
+        reporter_key.to_bytes(),
+        table="concern_case",
+        row_id=case.id,
+        field="reporter_private_key",
+    )
+    for user_id in sorted(excluded):
+        db.session.add(Exclusion(case_id=case.id, user_id=user_id))
+    db.session.flush()
+
+    dek = new_data_key()
+    case.report_ct = encrypt_json(
+        dek,
+        {
+            "what_happened": data.what_happened,
+            "when": data.when,
+            "categories": data.categories,
+            "desired_outcome": data.desired_outcome,
+        },
+        table="concern_case",
+        row_id=case.id,
+        field="report",
+    )
+    idk = None
+    if data.disclosure_mode != DisclosureMode.ANONYMOUS:
+        idk = new_data_key()
+        case.identity_ct = encrypt_json(
+            idk,
+            {"name": data.name, "contact": data.contact},
+            table="concern_case",
+            row_id=case.id,
+            field="identity",
+        )
+    _seal_everywhere(case, organisation, readers, KeyType.DEK, dek)
+    if idk is not None:
+        _seal_everywhere(case, organisation, readers, KeyType.IDK, idk)
+    for upload in data.attachments:
+        store_attachment(case, dek, upload)
+    record("case.submitted", actor_kind="reporter", case_id=case.id, detail=f"route={case.route}")
+    db.session.flush()
+    return Submission(case, receipt)
+
+
+def _seal_everywhere(
+    case: Case, organisation: Organisation, readers: list, key_type: KeyType, key: bytes
+) -> None:
+    for reader in readers:
+        grant_case_key(case, reader, key_type, key)
+    recovery = organisation.recovery_public_key
+    if recovery is not None:
+        seal_to_recovery(case, recovery, key_type, key)
+    seal_to_reporter(case, key_type, key)
+
+
+def find_case_by_receipt(receipt: str, *, pepper: bytes) -> Case | None:
+    """Look a case up by its receipt's blind index: no Argon2 work for a wrong receipt."""
+    normalised = normalise_receipt(receipt)
+    if normalised is None:
+        return None
+    return db.session.scalar(
+        select(Case).where(Case.receipt_index == blind_index(pepper, normalised))
+    )
+
+
+def unlock_reporter_key(case: Case, receipt: str, max_concurrency: int) -> PrivateKey | None:
+    """Argon2id(receipt) → the reporter's private key, or None if it does not open."""
+    normalised = normalise_receipt(receipt)
+    if normalised is None:
+        return None
+    params = Argon2Params(
+        time_cost=case.reporter_kdf_time_cost,
+        memory_kib=case.reporter_kdf_memory_kib,
+        parallelism=case.reporter_kdf_parallelism,
+        max_concurrency=max_concurrency,
+    )
+    kek = derive_key(normalised.encode(), case.reporter_kdf_salt, params)
+    try:
+        raw = decrypt_field(
+            kek,
+            case.reporter_wrapped_private_key,
+            table="concern_case",
+            row_id=case.id,
+            field="reporter_private_key",
+        )
+    except DecryptionError:
+        return None
+    return PrivateKey.from_bytes(raw)
+
+
+def reporter_keys(case: Case, private_key: PrivateKey) -> tuple[bytes, bytes | None]:
+    """Open the DEK (always sealed to the reporter) and the IDK if one exists."""
+    dek = open_case_key(case, private_key, KeyType.DEK)
+    if dek is None:
+        raise ValidationError("This case can no longer be opened.")
+    return dek, open_case_key(case, private_key, KeyType.IDK)
+
+
+def send_reporter_message(
+    case: Case, private_key: PrivateKey, body: str, uploads: list[SanitisedFile]
+) -> None:
+    """The reporter adds a message (and files) to the thread."""
+    dek, _ = reporter_keys(case, private_key)
+    add_message(case, dek, author_kind="reporter", body=body, uploads=uploads)
+    record("case.reporter_message", actor_kind="reporter", case_id=case.id)
+
+
+def reveal_identity(case: Case, private_key: PrivateKey, name: str, contact: str) -> None:
+    """A reporter shares who they are with the case's current readers (becoming
+    confidential). Sealing needs only public keys, so the reporter can do it alone."""
+    from speakup.accounts.models import User
+
+    dek, idk = reporter_keys(case, private_key)
+    del dek
+    if idk is None:
+        idk = new_data_key()
+        readers = [db.session.get(User, uid) for uid in reader_ids(case)]
+        organisation = db.session.get_one(Organisation, case.organisation_id)
+        _seal_everywhere(
+            case, organisation, [r for r in readers if r is not None], KeyType.IDK, idk
+        )
+    case.identity_ct = encrypt_json(
+        idk,
+        {"name": name, "contact": contact},
+        table="concern_case",
+        row_id=case.id,
+        field="identity",
+    )
+    if case.disclosure_mode == DisclosureMode.ANONYMOUS:
+        case.disclosure_mode = str(DisclosureMode.CONFIDENTIAL)
+    case.last_update_at = utcnow()
+    record("case.identity_revealed", actor_kind="reporter", case_id=case.id)
+
+
+def set_escalation_consent(case: Case, consent: bool) -> None:
+    """Record whether the reporter allows escalation to the regional panel."""
+    case.escalation_consent = consent
+    record(
+        "case.escalation_consent",
+        actor_kind="reporter",
+        case_id=case.id,
+        detail="given" if consent else "withdrawn",
+    )

@@ -1,0 +1,359 @@
+"""Public reporter pages: start, report, receipt, follow-up. No staff session reaches here.
+
+Privacy (DESIGN §3.2): nothing on these routes reads, logs or stores an address or user
+agent; the only derivative is the rate-limit key in speakup.ratelimit.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, datetime
+
+from flask import (
+    Blueprint,
+    current_app,
+    redirect,
+    render_template,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from speakup.accounts.models import Role, User
+from speakup.accounts.sessions import (
+    REPORTER,
+    SessionSecrets,
+    end_session,
+    load_session,
+    start_session,
+)
+from speakup.cases.categories import RACE_EQUALITY_LABELS
+from speakup.cases.content import read_attachment, read_case_content
+from speakup.cases.models import Case, DisclosureMode, Route
+from speakup.errors import SpeakupError, ValidationError
+from speakup.extensions import db, limiter
+from speakup.organisations.models import System
+from speakup.reporting.attachments import AttachmentError
+from speakup.reporting.forms import (
+    ConsentForm,
+    EmptyForm,
+    IdentityForm,
+    MessageForm,
+    ReceiptForm,
+    ReportForm,
+    choice_list,
+)
+from speakup.reporting.services import (
+    DuplicateSubmissionError,
+    ReportInput,
+    find_case_by_receipt,
+    reporter_keys,
+    reveal_identity,
+    send_reporter_message,
+    set_escalation_consent,
+    submit_report,
+    unlock_reporter_key,
+)
+from speakup.reporting.uploads import sanitise_uploads
+from speakup.security import public_endpoint
+from speakup.settings import argon2_params
+
+bp = Blueprint("reporting", __name__)
+log = logging.getLogger("speakup.reporting")
+
+NEUTRAL_RECEIPT_ERROR = "We could not find a case with that receipt. Check it and try again."
+
+
+def _limit(name: str) -> ResponseReturnValue:
+    return str(current_app.config[f"RATELIMIT_{name.upper()}"]).replace(";", ";")
+
+
+@bp.route("/")
+@public_endpoint
+def start() -> ResponseReturnValue:
+    """Plain-words start page: the three ways, what is kept, what happens next, safety."""
+    return render_template("reporter/start.html")
+
+
+def _month_choices() -> list[tuple[str, str]]:
+    today = datetime.now(UTC).date()
+    choices = [("", "Prefer not to say")]
+    year, month = today.year, today.month
+    for _ in range(24):
+        label = datetime(year, month, 1, tzinfo=UTC).strftime("%B %Y")
+        choices.append((f"{year:04d}-{month:02d}", label))
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+    choices.append(("earlier", "More than 2 years ago"))
+    return choices
+
+
+def _fill_report_choices(form: ReportForm) -> dict[str, object]:
+    systems = db.session.scalars(
+        select(System).options(selectinload(System.organisations)).order_by(System.name)
+    ).all()
+    form.organisation.choices = choice_list(
+        [("", "Choose an organisation")]
+        + [
+            (str(org.id), f"{org.name} ({system.name})")
+            for system in systems
+            for org in system.organisations
+        ]
+    )
+    form.when.choices = choice_list(_month_choices())
+    pool = db.session.scalars(
+        select(User)
+        .where(User.in_pool.is_(True), User.disabled.is_(False))
+        .options(selectinload(User.organisation))
+        .order_by(User.display_name)
+    ).all()
+    form.pool_guardian.choices = choice_list([(str(u.id), u.display_name) for u in pool])
+    involved = db.session.scalars(
+        select(User)
+        .where(
+            User.disabled.is_(False),
+            User.role.in_([Role.GUARDIAN, Role.LEAD_GUARDIAN, Role.PANEL_MEMBER]),
+        )
+        .options(selectinload(User.organisation))
+        .order_by(User.display_name)
+    ).all()
+    form.excluded.choices = choice_list([(str(u.id), u.display_name) for u in involved])
+    return {"pool": pool, "involved": involved}
+
+
+def _report_input(form: ReportForm) -> ReportInput:
+    uploads = sanitise_uploads(form.attachments.data)
+    mode = DisclosureMode(form.disclosure_mode.data)
+    known = {choice.value for choice in form.excluded.choices}  # type: ignore[union-attr]
+    return ReportInput(
+        organisation_id=int(form.organisation.data),
+        route=Route(form.route.data),
+        chosen_guardian_id=int(form.pool_guardian.data)
+        if form.route.data == Route.POOL and form.pool_guardian.data
+        else None,
+        excluded_guardian_ids=[int(v) for v in form.excluded.data or [] if v in known],
+        disclosure_mode=mode,
+        what_happened=form.what_happened.data.strip(),
+        when=form.when.data or "",
+        categories=[c for c in form.categories.data or [] if c in RACE_EQUALITY_LABELS],
+        desired_outcome=(form.desired_outcome.data or "").strip(),
+        name=(form.name.data or "").strip() if mode != DisclosureMode.ANONYMOUS else "",
+        contact=(form.contact.data or "").strip() if mode != DisclosureMode.ANONYMOUS else "",
+        escalation_consent=form.escalation_consent.data == "yes",
+        attachments=uploads,
+        submission_token=form.submission_token.data or "",
+    )
+
+
+@bp.route("/report", methods=["GET", "POST"])
+@public_endpoint
+@limiter.limit(lambda: current_app.config["RATELIMIT_REPORT_SUBMIT"], methods=["POST"])
+def new_report() -> ResponseReturnValue:
+    """The report form; on success, the receipt — rendered only after the commit."""
+    form = ReportForm()
+    extra = _fill_report_choices(form)
+    if not form.submission_token.data:
+        form.submission_token.data = secrets.token_urlsafe(24)
+    form_error: str | None = None
+    if form.validate_on_submit():
+        try:
+            data = _report_input(form)
+            submission = submit_report(
+                data,
+                pepper=current_app.config["RECEIPT_PEPPER"],
+                params=argon2_params(current_app.config),
+                sla={
+                    "acknowledge_working_days": current_app.config["SLA_ACKNOWLEDGE_WORKING_DAYS"],
+                    "acknowledge_ceiling_days": current_app.config["SLA_ACKNOWLEDGE_CEILING_DAYS"],
+                },
+            )
+            db.session.commit()
+        except DuplicateSubmissionError as exc:
+            db.session.rollback()
+            return render_template("reporter/already_sent.html", message=exc.message), 409
+        except (AttachmentError, ValidationError) as exc:
+            db.session.rollback()
+            form_error = str(exc)
+        else:
+            # Committed: only now is the receipt shown (DESIGN §3.6).
+            log.info("report received")
+            return render_template(
+                "reporter/receipt.html",
+                receipt=submission.receipt,
+                case=submission.case,
+                removed=[(a.filename, a.removed) for a in data.attachments],
+            )
+    status = 400 if form.is_submitted() else 200
+    return (
+        render_template(
+            "reporter/report_form.html",
+            form=form,
+            form_error=form_error,
+            race_labels=RACE_EQUALITY_LABELS,
+            **extra,
+        ),
+        status,
+    )
+
+
+@bp.route("/follow-up", methods=["GET", "POST"])
+@public_endpoint
+@limiter.limit(lambda: current_app.config["RATELIMIT_FOLLOW_UP_SIGN_IN"], methods=["POST"])
+def follow_up() -> ResponseReturnValue:
+    """Sign in with a receipt. Wrong or malformed receipts get one neutral error."""
+    form = ReceiptForm()
+    error = None
+    if form.validate_on_submit():
+        receipt = form.receipt.data or ""
+        case = find_case_by_receipt(receipt, pepper=current_app.config["RECEIPT_PEPPER"])
+        private_key = None
+        if case is not None:
+            private_key = unlock_reporter_key(
+                case, receipt, int(current_app.config["ARGON2_MAX_CONCURRENCY"])
+            )
+        if case is None or private_key is None:
+            error = NEUTRAL_RECEIPT_ERROR
+        else:
+            end_session(REPORTER)
+            start_session(REPORTER, SessionSecrets(private_key), stage="active", case_id=case.id)
+            db.session.commit()
+            return redirect(url_for("reporting.case"))
+    elif form.is_submitted():
+        error = NEUTRAL_RECEIPT_ERROR if form.receipt.data else "Enter your receipt"
+    status = 400 if error else 200
+    return render_template("reporter/follow_up.html", form=form, error=error), status
+
+
+def _reporter_case() -> tuple[Case, SessionSecrets] | None:
+    loaded = load_session(REPORTER)
+    if loaded is None or loaded[0].case_id is None:
+        return None
+    case = db.session.get(Case, loaded[0].case_id)
+    if case is None:
+        return None
+    return case, loaded[1]
+
+
+def _render_case(
+    case: Case,
+    secrets_: SessionSecrets,
+    *,
+    message_form: MessageForm | None = None,
+    identity_form: IdentityForm | None = None,
+    consent_form: ConsentForm | None = None,
+    error: str | None = None,
+    notice: str | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    dek, idk = reporter_keys(case, secrets_.private_key)
+    content = read_case_content(case, dek, idk)
+    consent_form = consent_form or ConsentForm(consent="yes" if case.escalation_consent else "no")
+    return (
+        render_template(
+            "reporter/case.html",
+            case=case,
+            content=content,
+            message_form=message_form or MessageForm(),
+            identity_form=identity_form or IdentityForm(),
+            consent_form=consent_form,
+            sign_out_form=EmptyForm(),
+            race_labels=RACE_EQUALITY_LABELS,
+            error=error,
+            notice=notice,
+        ),
+        status,
+    )
+
+
+@bp.route("/follow-up/case")
+@public_endpoint
+def case() -> ResponseReturnValue:
+    """The reporter's own case: status, dates, thread, and what they can do."""
+    current = _reporter_case()
+    if current is None:
+        return redirect(url_for("reporting.follow_up"))
+    return _render_case(*current)
+
+
+@bp.route("/follow-up/case/messages", methods=["POST"])
+@public_endpoint
+def send_message() -> ResponseReturnValue:
+    """The reporter writes to their guardian."""
+    current = _reporter_case()
+    if current is None:
+        return redirect(url_for("reporting.follow_up"))
+    case_, secrets_ = current
+    form = MessageForm()
+    if form.validate_on_submit():
+        try:
+            uploads = sanitise_uploads(form.attachments.data)
+            send_reporter_message(case_, secrets_.private_key, form.body.data.strip(), uploads)
+            db.session.commit()
+        except (AttachmentError, SpeakupError) as exc:
+            db.session.rollback()
+            return _render_case(case_, secrets_, message_form=form, error=str(exc), status=400)
+        return redirect(url_for("reporting.case", _anchor="messages"))
+    return _render_case(case_, secrets_, message_form=form, status=400)
+
+
+@bp.route("/follow-up/case/identity", methods=["POST"])
+@public_endpoint
+def share_identity() -> ResponseReturnValue:
+    """Reveal identity later: the case becomes confidential."""
+    current = _reporter_case()
+    if current is None:
+        return redirect(url_for("reporting.follow_up"))
+    case_, secrets_ = current
+    form = IdentityForm()
+    if form.validate_on_submit():
+        reveal_identity(
+            case_, secrets_.private_key, form.name.data.strip(), form.contact.data.strip()
+        )
+        db.session.commit()
+        return redirect(url_for("reporting.case", _anchor="identity"))
+    return _render_case(case_, secrets_, identity_form=form, status=400)
+
+
+@bp.route("/follow-up/case/consent", methods=["POST"])
+@public_endpoint
+def escalation_consent() -> ResponseReturnValue:
+    """Give or withdraw consent to escalate to the regional panel."""
+    current = _reporter_case()
+    if current is None:
+        return redirect(url_for("reporting.follow_up"))
+    case_, secrets_ = current
+    form = ConsentForm()
+    if form.validate_on_submit():
+        set_escalation_consent(case_, form.consent.data == "yes")
+        db.session.commit()
+        return redirect(url_for("reporting.case", _anchor="consent"))
+    return _render_case(case_, secrets_, consent_form=form, status=400)
+
+
+@bp.route("/follow-up/case/attachments/<int:attachment_id>")
+@public_endpoint
+def download(attachment_id: int) -> ResponseReturnValue:
+    """Download an attachment of the reporter's own case, never rendered inline."""
+    current = _reporter_case()
+    if current is None:
+        return redirect(url_for("reporting.follow_up"))
+    case_, secrets_ = current
+    dek, _ = reporter_keys(case_, secrets_.private_key)
+    view, data = read_attachment(case_, dek, attachment_id)
+    from speakup.cases.downloads import attachment_response
+
+    return attachment_response(view, data)
+
+
+@bp.route("/follow-up/sign-out", methods=["POST"])
+@public_endpoint
+def sign_out() -> ResponseReturnValue:
+    """Forget the receipt session on this device."""
+    form = EmptyForm()
+    if form.validate_on_submit():
+        end_session(REPORTER)
+        db.session.commit()
+    return redirect(url_for("reporting.start"))

@@ -1,0 +1,103 @@
+"""Typed configuration: versioned defaults, secrets from files or environment, validation.
+
+Non-secret defaults live in ``config/defaults.toml``. Secrets never have a fallback: they come
+from files in the instance folder (mode 0600, created for development by
+``flask dev-secrets``) or from environment variables, and :func:`validate` refuses to start
+without them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from speakup.crypto import Argon2Params
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+#: secret name -> (config key, file name in the instance folder, minimum length in bytes)
+SECRETS: dict[str, tuple[str, str, int]] = {
+    "SPEAKUP_SECRET_KEY": ("SECRET_KEY", "secret_key", 32),
+    "SPEAKUP_RECEIPT_PEPPER": ("RECEIPT_PEPPER", "receipt_pepper", 32),
+    "SPEAKUP_RATELIMIT_SALT": ("RATELIMIT_SALT", "ratelimit_salt", 32),
+}
+
+
+class ConfigurationError(RuntimeError):
+    """The application cannot start safely with this configuration."""
+
+
+def load_defaults() -> dict[str, Any]:
+    """Flatten ``config/defaults.toml`` into upper-case Flask config keys."""
+    with open(CONFIG_DIR / "defaults.toml", "rb") as fh:
+        raw = tomllib.load(fh)
+    flat: dict[str, Any] = {}
+    for section, values in raw.items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                flat[f"{section}_{key}".upper()] = value
+        else:
+            flat[section.upper()] = values
+    return flat
+
+
+def _read_secret(app: Flask, env_name: str, file_name: str) -> bytes | None:
+    value = os.environ.get(env_name)
+    if value:
+        return value.encode()
+    path = Path(app.instance_path) / file_name
+    if path.exists():
+        return path.read_bytes().strip()
+    return None
+
+
+def load_settings(app: Flask, overrides: dict[str, Any] | None = None) -> None:
+    """Fill ``app.config`` from defaults, environment, instance secrets and overrides."""
+    app.config.update(load_defaults())
+    db_url = os.environ.get("SPEAKUP_DATABASE_URL")
+    if db_url:
+        app.config["SQLALCHEMY_DATABASE_URI"] = db_url
+    else:
+        db_path = Path(app.instance_path) / "speakup.db"
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{db_path}"
+    storage = os.environ.get("SPEAKUP_RATELIMIT_STORAGE_URI")
+    if storage:
+        app.config["RATELIMIT_STORAGE_URI"] = storage
+    for env_name, (key, file_name, _) in SECRETS.items():
+        secret = _read_secret(app, env_name, file_name)
+        if secret is not None:
+            app.config[key] = secret
+    if overrides:
+        app.config.update(overrides)
+    validate(app.config)
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Fail fast on a missing or weak secret, or an unsafe setting."""
+    missing = []
+    for env_name, (key, file_name, min_len) in SECRETS.items():
+        value = config.get(key)
+        if not value or len(value) < min_len:
+            missing.append(f"{key} (env {env_name} or instance/{file_name}, ≥{min_len} bytes)")
+    if missing:
+        raise ConfigurationError(
+            "Speakup will not start without its secrets: "
+            + "; ".join(missing)
+            + ". For development run `flask dev-secrets`."
+        )
+    if not config.get("TESTING") and config.get("ARGON2_MEMORY_KIB", 0) < 19 * 1024:
+        raise ConfigurationError("ARGON2_MEMORY_KIB below 19 MiB is allowed only in tests")
+
+
+def argon2_params(config: dict[str, Any]) -> Argon2Params:
+    """The Argon2id cost from configuration."""
+    return Argon2Params(
+        time_cost=int(config["ARGON2_TIME_COST"]),
+        memory_kib=int(config["ARGON2_MEMORY_KIB"]),
+        parallelism=int(config["ARGON2_PARALLELISM"]),
+        max_concurrency=int(config["ARGON2_MAX_CONCURRENCY"]),
+    )
