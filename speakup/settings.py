@@ -64,6 +64,10 @@ def load_settings(app: Flask, overrides: dict[str, Any] | None = None) -> None:
     else:
         db_path = Path(app.instance_path) / "speakup.db"
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{db_path}"
+    if os.environ.get("SPEAKUP_ENV") == "development":
+        # `make run` serves plain HTTP on 127.0.0.1, where a Secure cookie may be refused.
+        app.config["SESSION_COOKIE_SECURE"] = False
+        app.config["AUTH_DEMO_MODE"] = True
     storage = os.environ.get("SPEAKUP_RATELIMIT_STORAGE_URI")
     if storage:
         app.config["RATELIMIT_STORAGE_URI"] = storage

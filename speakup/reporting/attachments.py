@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import filetype
 import pikepdf
 from filetype.types.image import Jpeg, Png
-from PIL import ExifTags, Image, ImageOps
+from PIL import ExifTags, Image
 
 PDF, JPEG, PNG, TEXT = "application/pdf", "image/jpeg", "image/png", "text/plain"
 #: Canonical extension for each type, and the spellings a reporter may keep.
@@ -153,27 +153,27 @@ _PNG_TEXT = "text details such as author or software (PNG text chunks)"
 _PNG_TIME = "the date the image was last changed"
 _OTHER = "other data saved by the camera or editing software"
 # PNG chunks that describe pixels only. Every other chunk is named in ``removed``.
-_PIXEL_PNG_CHUNKS = {
-    b"IHDR",
-    b"PLTE",
-    b"IDAT",
-    b"IEND",
-    b"tRNS",
-    b"gAMA",
-    b"cHRM",
-    b"sRGB",
-    b"sBIT",
-    b"bKGD",
-    b"pHYs",
-    b"acTL",
-    b"fcTL",
-    b"fdAT",
-}
+_PIXEL_PNG_CHUNKS = set(
+    b"IHDR PLTE IDAT IEND tRNS gAMA cHRM sRGB sBIT bKGD pHYs acTL fcTL fdAT".split()
+)
 _PNG_TEXT_CHUNKS = {b"tEXt", b"zTXt", b"iTXt"}
 #: Text keywords ImageMagick and exiftool use to carry EXIF inside a PNG.
 _EXIF_KEYWORDS = {b"Raw profile type exif", b"Raw profile type APP1"}
 #: JPEG segments holding decoding parameters only (JFIF density, Adobe colour transform).
 _DECODING_SEGMENTS = {("APP0", b"JFIF\0"), ("APP14", b"Adobe")}
+#: EXIF orientation → the transposition that shows the picture upright, as in
+#: ``ImageOps.exif_transpose``. That function is not used because it re-serialises the whole
+#: EXIF block we are about to drop, which on real photos with a malformed sub-directory makes
+#: Pillow warn (an error under ``filterwarnings = error``); only the base directory is read here.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def _clean_image(data: bytes, content_type: str, shown: str) -> tuple[bytes, tuple[str, ...]]:
@@ -189,8 +189,11 @@ def _clean_image(data: bytes, content_type: str, shown: str) -> tuple[bytes, tup
                 )
             image.load()
             found = _jpeg_metadata(image) if fmt == "JPEG" else _png_metadata(data)
-            has_gps = bool(image.getexif().get_ifd(ExifTags.IFD.GPSInfo))
-            upright = ImageOps.exif_transpose(image)
+            exif = image.getexif()  # the base directory only; sub-directories stay unparsed
+            has_gps = ExifTags.Base.GPSInfo in exif
+            orientation = exif.get(ExifTags.Base.Orientation)
+            turn = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+            upright = image.transpose(turn) if turn else image.copy()
         # JPEG comments and PNG colour profiles are copied from ``info`` on save; keep only
         # transparency, which is part of the picture rather than about it.
         transparency = upright.info.get("transparency")
@@ -202,7 +205,9 @@ def _clean_image(data: bytes, content_type: str, shown: str) -> tuple[bytes, tup
             upright.save(out, "PNG", optimize=True)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise AttachmentError(f"{shown} is too large an image to open safely.") from exc
-    except _PIL_ERRORS as exc:
+    except (*_PIL_ERRORS, UserWarning) as exc:
+        # UserWarning: Pillow warns about malformed metadata; raised only when warnings are
+        # errors (as in the tests), otherwise it is printed and the metadata is dropped anyway.
         raise AttachmentError(f"{shown} looks damaged and can't be opened as an image.") from exc
     removed = [_EXIF_GPS if label == _EXIF and has_gps else label for label in found]
     return out.getvalue(), tuple(dict.fromkeys(removed))
@@ -288,13 +293,16 @@ def _clean_pdf(data: bytes, shown: str) -> tuple[bytes, tuple[str, ...]]:
             found = _strip_pdf(pdf)
             out = io.BytesIO()
             # deterministic_id: the new /ID is a hash of the content, not of the save time.
-            # stream_decode_level none: copy streams as they are, so a compressed "bomb" is
-            # never inflated. fix_metadata_version off: it would recreate XMP. qpdf adds no
-            # /Producer of its own (checked by the tests).
+            # No compressing: qpdf would otherwise decode LZW, run-length and ASCII streams to
+            # recompress them, inflating any "bomb" in memory; copied as they are, the output
+            # is never much bigger than the input (decode level "none" is then qpdf's default,
+            # stated for clarity). fix_metadata_version off: it would recreate XMP. qpdf adds
+            # no /Producer of its own (checked by the tests).
             pdf.save(
                 out,
                 deterministic_id=True,
                 fix_metadata_version=False,
+                compress_streams=False,
                 stream_decode_level=pikepdf.StreamDecodeLevel.none,
             )
         except (pikepdf.PdfError, ValueError, RecursionError) as exc:

@@ -14,7 +14,7 @@ import zlib
 
 import pikepdf
 import pytest
-from PIL import ExifTags, Image, ImageCms
+from PIL import ExifTags, Image, ImageCms, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 from speakup.reporting.attachments import (
@@ -96,6 +96,20 @@ def with_jpeg_segment(jpeg: bytes, marker: int, payload: bytes) -> bytes:
     return jpeg[:2] + struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload + jpeg[2:]
 
 
+def exif_with_broken_subdirectory() -> bytes:
+    """EXIF whose base directory is sound (Make, Orientation 6) but whose Exif sub-directory
+    pointer runs past the end, as in some real phone photos."""
+    entries = [
+        (ExifTags.Base.Make, 2, 12, 8 + 2 + 3 * 12 + 4),  # ASCII, stored after the directory
+        (ExifTags.Base.Orientation, 3, 1, 6 << 16),  # SHORT, left-justified in the field
+        (ExifTags.Base.ExifOffset, 4, 1, 0xFFFF),  # LONG pointer to nowhere
+    ]
+    tiff = b"MM\x00\x2a" + struct.pack(">IH", 8, len(entries))
+    for tag, kind, count, value in entries:
+        tiff += struct.pack(">HHII", tag, kind, count, value)
+    return b"Exif\x00\x00" + tiff + struct.pack(">I", 0) + b"CANARY_MAKE\x00"
+
+
 def png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -155,6 +169,8 @@ def pdf_with_everything() -> bytes:
     )
     first = pdf.pages[0].obj
     first.Metadata = pdf.make_stream(XMP_PACKET % b"CANARY_PAGE_XMP")
+    # Images and forms are streams that may carry their own XMP.
+    pdf.pages[2].obj.Contents.Metadata = pdf.make_stream(XMP_PACKET % b"CANARY_STREAM_XMP")
     first.PieceInfo = pikepdf.Dictionary(
         Editor=pikepdf.Dictionary(Private=pikepdf.String("CANARY_PIECEINFO"))
     )
@@ -174,6 +190,26 @@ def pdf_with_everything() -> bytes:
         ]
     )
     pdf.attachments["evidence.txt"] = pikepdf.AttachedFileSpec(pdf, b"CANARY_EMBEDDED_FILE")
+    pdf.pages[1].obj.Annots = pikepdf.Array(
+        [
+            pikepdf.Dictionary(
+                Type=pikepdf.Name.Annot,
+                Subtype=pikepdf.Name.FileAttachment,
+                Rect=[72, 72, 92, 92],
+                FS=pikepdf.AttachedFileSpec(pdf, b"CANARY_ANNOT_FILE").obj,
+            ),
+            pikepdf.Dictionary(
+                Type=pikepdf.Name.Annot,
+                Subtype=pikepdf.Name.Link,
+                Rect=[100, 72, 120, 92],
+                A=pikepdf.Dictionary(
+                    S=pikepdf.Name.GoToE,
+                    NewWindow=True,
+                    F=pikepdf.AttachedFileSpec(pdf, b"CANARY_GOTOE_FILE").obj,
+                ),
+            ),
+        ]
+    )
     script = pdf.make_indirect(
         pikepdf.Dictionary(S=pikepdf.Name.JavaScript, JS=pikepdf.String("CANARY_NAMED_JS()"))
     )
@@ -411,6 +447,18 @@ def test_jpeg_orientation_is_applied_before_exif_is_dropped() -> None:
     assert_close(cleaned.getpixel((16, 56)), (0, 0, 255))
 
 
+def test_jpeg_with_malformed_exif_is_still_turned_upright_and_cleaned() -> None:
+    original = with_jpeg_segment(jpeg_bytes(), 0xE1, exif_with_broken_subdirectory())
+    with pytest.warns(UserWarning, match="Corrupt EXIF"):  # why exif_transpose is not used
+        ImageOps.exif_transpose(Image.open(io.BytesIO(original)))
+    result = sanitise("photo.jpg", original)  # any warning here fails: filterwarnings = error
+    assert_canaries(original, result.data, b"CANARY_MAKE")
+    assert result.removed == (EXIF,)
+    cleaned = Image.open(io.BytesIO(result.data)).convert("RGB")
+    assert cleaned.size == (32, 64)
+    assert_close(cleaned.getpixel((16, 8)), (255, 0, 0))
+
+
 def test_jpeg_photoshop_and_unknown_segments_are_dropped_and_reported() -> None:
     original = with_jpeg_segment(
         with_jpeg_segment(jpeg_bytes(), 0xED, b"Photoshop 3.0\x00CANARY_IPTC_CAPTION"),
@@ -533,9 +581,12 @@ def test_pdf_loses_properties_xmp_pieceinfo_files_scripts_and_authors() -> None:
         b"CANARY_PRODUCER",
         b"CANARY_XMP_CREATOR",
         b"CANARY_PAGE_XMP",
+        b"CANARY_STREAM_XMP",
         b"CANARY_PIECEINFO",
         b"CANARY_ANNOT_AUTHOR",
         b"CANARY_EMBEDDED_FILE",
+        b"CANARY_ANNOT_FILE",
+        b"CANARY_GOTOE_FILE",
         b"CANARY_LINK_JS",
         b"CANARY_NAMED_JS",
         b"CANARY_OPEN_JS",
@@ -559,6 +610,8 @@ def test_cleaned_pdf_opens_with_the_same_pages_and_content() -> None:
         assert not {"/EmbeddedFiles", "/JavaScript"} & set(pdf.Root.Names.keys())
         assert not {"/Metadata", "/PieceInfo"} & set(pdf.pages[0].obj.keys())
         assert not {"/T", "/M"} & set(pdf.pages[0].Annots[0].keys())
+        assert [str(a.Subtype) for a in pdf.pages[1].Annots] == ["/Link"]
+        assert "/Metadata" not in pdf.pages[2].Contents
         assert len(pdf.attachments) == 0
 
 
@@ -592,14 +645,22 @@ def test_data_appended_after_the_end_of_the_pdf_is_dropped() -> None:
     assert_canaries(original, result.data, b"CANARY_APPENDED_DATA")
 
 
-def test_compressed_streams_are_copied_without_being_inflated() -> None:
+@pytest.mark.parametrize(
+    ("packed", "encoding"),
+    [
+        pytest.param(zlib.compress(b"0 0 m " * 10_000, 1), "/FlateDecode", id="flate"),
+        # qpdf decodes ASCII, LZW and run-length streams to recompress them unless told not to.
+        pytest.param(b"20" * 10_000 + b">", "/ASCIIHexDecode", id="ascii-hex"),
+    ],
+)
+def test_encoded_streams_are_copied_without_being_decoded(packed: bytes, encoding: str) -> None:
     pdf = pikepdf.new()
     pdf.add_blank_page()
-    packed = zlib.compress(b"0 0 m " * 10_000, 9)
-    pdf.pages[0].obj.Contents = pdf.make_stream(packed, Filter=pikepdf.Name.FlateDecode)
+    pdf.pages[0].obj.Contents = pdf.make_stream(packed, Filter=pikepdf.Name(encoding))
     original = pdf_bytes(pdf)
     with pikepdf.open(io.BytesIO(sanitise("a.pdf", original).data)) as cleaned:
-        assert cleaned.pages[0].Contents.read_raw_bytes() == packed
+        contents = cleaned.pages[0].Contents
+        assert (contents.Filter, contents.read_raw_bytes()) == (encoding, packed)
 
 
 @pytest.mark.parametrize("user_password", ["secret", ""], ids=["user-password", "owner-only"])
