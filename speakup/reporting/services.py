@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from speakup.audit.services import record
-from speakup.cases.content import add_message, encrypt_json, store_attachment
+from speakup.cases.content import (
+    AttachmentView,
+    CaseContent,
+    add_message,
+    encrypt_json,
+    read_attachment,
+    read_case_content,
+    store_attachment,
+)
 from speakup.cases.deadlines import acknowledgement_deadlines
 from speakup.cases.keys import (
     grant_case_key,
@@ -242,6 +250,29 @@ def reporter_keys(case: Case, private_key: PrivateKey) -> tuple[bytes, bytes | N
     if dek is None:
         raise ValidationError("This case can no longer be opened.")
     return dek, open_case_key(case, private_key, KeyType.IDK)
+
+
+def open_own_case(case: Case, private_key: PrivateKey) -> CaseContent:
+    """The reporter reads their own case; audited like any other opening."""
+    dek, idk = reporter_keys(case, private_key)
+    content = read_case_content(case, dek, idk)
+    record("case.opened", actor_kind="reporter", case_id=case.id)
+    return content
+
+
+def download_own_attachment(
+    case: Case, private_key: PrivateKey, attachment_id: int
+) -> tuple[AttachmentView, bytes]:
+    """The reporter downloads an attachment of their own case; audited."""
+    dek, _ = reporter_keys(case, private_key)
+    view, data = read_attachment(case, dek, attachment_id)
+    record(
+        "case.attachment_downloaded",
+        actor_kind="reporter",
+        case_id=case.id,
+        detail=f"attachment={attachment_id}",
+    )
+    return view, data
 
 
 def send_reporter_message(

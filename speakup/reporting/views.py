@@ -30,7 +30,7 @@ from speakup.accounts.sessions import (
     start_session,
 )
 from speakup.cases.categories import RACE_EQUALITY_LABELS
-from speakup.cases.content import read_attachment, read_case_content
+from speakup.cases.downloads import attachment_response
 from speakup.cases.models import Case, DisclosureMode, Route
 from speakup.errors import SpeakupError, ValidationError
 from speakup.extensions import db, limiter
@@ -48,8 +48,9 @@ from speakup.reporting.forms import (
 from speakup.reporting.services import (
     DuplicateSubmissionError,
     ReportInput,
+    download_own_attachment,
     find_case_by_receipt,
-    reporter_keys,
+    open_own_case,
     reveal_identity,
     send_reporter_message,
     set_escalation_consent,
@@ -248,8 +249,8 @@ def _render_case(
     notice: str | None = None,
     status: int = 200,
 ) -> ResponseReturnValue:
-    dek, idk = reporter_keys(case, secrets_.private_key)
-    content = read_case_content(case, dek, idk)
+    content = open_own_case(case, secrets_.private_key)
+    db.session.commit()  # the audit event for this opening
     consent_form = consent_form or ConsentForm(consent="yes" if case.escalation_consent else "no")
     return (
         render_template(
@@ -341,10 +342,8 @@ def download(attachment_id: int) -> ResponseReturnValue:
     if current is None:
         return redirect(url_for("reporting.follow_up"))
     case_, secrets_ = current
-    dek, _ = reporter_keys(case_, secrets_.private_key)
-    view, data = read_attachment(case_, dek, attachment_id)
-    from speakup.cases.downloads import attachment_response
-
+    view, data = download_own_attachment(case_, secrets_.private_key, attachment_id)
+    db.session.commit()
     return attachment_response(view, data)
 
 
