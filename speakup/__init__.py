@@ -61,12 +61,15 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
 
     from speakup.accounts.views import bp as accounts_bp
+    from speakup.admin.views import bp as admin_bp
+    from speakup.cases import actions  # noqa: F401  (adds the action routes to the blueprint)
     from speakup.cases.views import bp as cases_bp
     from speakup.reporting.views import bp as reporting_bp
 
     app.register_blueprint(reporting_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(cases_bp)
+    app.register_blueprint(admin_bp)
 
     from speakup.cli import register_cli
 

@@ -155,8 +155,86 @@ def audit_verify() -> None:
 def register_cli(app: Flask) -> None:
     """Attach every command group to the app."""
     from speakup.demo import demo_cli
+    from speakup.jobs.cli import jobs_cli
 
     app.cli.add_command(org_cli)
     app.cli.add_command(user_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(recovery_cli)
+    app.cli.add_command(jobs_cli)
+
+
+@user_cli.command("reset")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False))
+def user_reset(email: str, password_stdin: bool, password_file: str | None) -> None:
+    """Administrator reset: new password and keypair; case access returns when another reader
+    of each case signs in, or when the recovery custodian runs `recovery restore`."""
+    from speakup.accounts.lifecycle import reset_account
+    from speakup.accounts.services import find_user
+
+    user = find_user(email)
+    if user is None:
+        raise click.ClickException(f"No account {email}.")
+    try:
+        pending = reset_account(
+            user,
+            read_password(password_stdin, password_file),
+            argon2_params(current_app.config),
+            by=None,
+        )
+    except SpeakupError as exc:
+        _fail(exc.message)
+    db.session.commit()
+    click.echo(
+        f"reset {email}: {pending} case key(s) waiting to be restored; "
+        "two-factor sign-in re-enrols at the next sign-in"
+    )
+
+
+@user_cli.command("disable")
+@click.argument("email")
+def user_disable(email: str) -> None:
+    """Disable an account; its sessions end at once."""
+    from speakup.accounts.lifecycle import disable_account
+    from speakup.accounts.services import find_user
+
+    user = find_user(email)
+    if user is None:
+        raise click.ClickException(f"No account {email}.")
+    disable_account(user, by=None)
+    db.session.commit()
+    click.echo(f"disabled {email}")
+
+
+recovery_cli = AppGroup("recovery", help="Recovery custodian commands (offline recovery key).")
+
+
+@recovery_cli.command("restore")
+@click.argument("org_code")
+@click.option("--key-file", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--user", "email", help="Only restore this account's access")
+def recovery_restore(org_code: str, key_file: str, email: str | None) -> None:
+    """Re-seal the organisation's cases to reset accounts, using the offline recovery key.
+    The key file is read in this process only; nothing of it is stored."""
+    from pathlib import Path
+
+    from speakup.accounts.lifecycle import restore_with_recovery_key
+    from speakup.accounts.services import find_user
+    from speakup.organisations.services import find_organisation, load_recovery_key
+
+    try:
+        org = find_organisation(org_code)
+        key = load_recovery_key(Path(key_file), org)
+        user = None
+        if email:
+            user = find_user(email)
+            if user is None:
+                _fail(f"No account {email}.")
+        count = restore_with_recovery_key(org.id, key, user)
+    except SpeakupError as exc:
+        _fail(exc.message)
+    db.session.commit()
+    click.echo(f"restored {count} case key(s) for {org_code}")

@@ -2,7 +2,8 @@
 
 from speakup.accounts.models import AuthSession, User
 from speakup.audit.models import AuditEvent, AuditHead
-from speakup.cases.models import Attachment, Case, CaseKey, Exclusion, Message
+from speakup.cases.models import Attachment, Case, CaseKey, Exclusion, Message, PendingGrant
+from speakup.jobs.models import DigestDelivery, JobLease
 from speakup.organisations.models import Organisation, Region, System
 
 __all__ = [
@@ -15,6 +16,9 @@ __all__ = [
     "Exclusion",
     "Message",
     "Organisation",
+    "PendingGrant",
+    "DigestDelivery",
+    "JobLease",
     "Region",
     "System",
     "User",

@@ -58,9 +58,7 @@ def _kdf_params(user: User, template: Argon2Params) -> Argon2Params:
     )
 
 
-def _set_password(
-    user: User, password: str, private_key: PrivateKey, params: Argon2Params
-) -> bytes:
+def set_password(user: User, password: str, private_key: PrivateKey, params: Argon2Params) -> bytes:
     """(Re-)wrap the private key under a key derived from ``password``; return that key."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(f"Passwords must be at least {MIN_PASSWORD_LENGTH} characters.")
@@ -114,7 +112,7 @@ def create_user(
     )
     db.session.add(user)
     db.session.flush()  # the row id is part of the associated data
-    kek = _set_password(user, password, private_key, params)
+    kek = set_password(user, password, private_key, params)
     if totp_secret is not None:
         store_totp_secret(user, kek, totp_secret)
     record("user.created", actor_kind="system", detail=f"user={user.id} role={role}")

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from speakup.accounts.forms import CodeForm, SignInForm
+from speakup.accounts.lifecycle import process_pending_grants
 from speakup.accounts.services import (
     SignInError,
     check_password,
@@ -103,8 +104,11 @@ def second_factor() -> ResponseReturnValue:
             # The password-derived key and TOTP secret are not kept once signed in.
             update_session(STAFF, SessionSecrets(held.private_key), stage="active")
             record_sign_in(user)
+            if user.is_reader:
+                # Restore access for colleagues whose keys were reset (DESIGN §4 re-sealing).
+                process_pending_grants(user, held.private_key)
             db.session.commit()
-            return redirect(url_for("cases.inbox"))
+            return redirect(url_for("cases.inbox" if user.is_reader else "admin.users"))
         record_failed_second_factor(user, current_app.config)
         if user.locked_until is not None:
             end_session(STAFF)

@@ -85,12 +85,26 @@ class Case(db.Model):  # type: ignore[name-defined,misc]
     status: Mapped[str] = mapped_column(String(32), default=Status.RECEIVED)
     disclosure_mode: Mapped[str] = mapped_column(String(16))
     escalation_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: separate consent: may the panel also learn who the reporter is, if escalated
+    identity_escalation_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: low, normal, high or urgent (set at triage; plaintext so inboxes can sort by it)
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    #: the guardian who has claimed or been assigned the case (one of its readers)
+    owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledge_by: Mapped[datetime] = mapped_column(UTCDateTime)
     acknowledge_ceiling: Mapped[datetime] = mapped_column(UTCDateTime)
     feedback_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_update_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: progress update due to the reporter (every 4 weeks by default)
+    next_update_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: next detriment check-in (3/6/9/12 months after closure); NULL when none is left
+    next_checkin_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: crypto-shred after this (set at closure: monitoring end + retention period)
+    purge_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: optimistic locking (SQLAlchemy version counter)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -111,9 +125,14 @@ class Case(db.Model):  # type: ignore[name-defined,misc]
     report_ct: Mapped[bytes] = mapped_column(LargeBinary)
     #: AES-GCM under the IDK: JSON of name and contact; NULL for anonymous reports
     identity_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: AES-GCM under the DEK: the guardian's triage (elements, codes, about, flags)
+    triage_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: AES-GCM under the DEK: the reporter's "would you speak up again?" answer
+    speak_up_again_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     organisation: Mapped[Organisation] = relationship()
-    chosen_guardian: Mapped[User | None] = relationship()
+    chosen_guardian: Mapped[User | None] = relationship(foreign_keys=[chosen_guardian_id])
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_user_id])
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -194,3 +213,20 @@ class Attachment(db.Model):  # type: ignore[name-defined,misc]
     data_ct: Mapped[bytes] = mapped_column(LargeBinary)
 
     message: Mapped[Message | None] = relationship(back_populates="attachments")
+
+
+class PendingGrant(db.Model):  # type: ignore[name-defined,misc]
+    """A reader whose key was reset and who must be given this case's key again — by the
+    next reader of the case who signs in, or by the recovery custodian."""
+
+    __table_args__ = (UniqueConstraint("case_id", "user_id", "key_type", name="grant"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("concern_case.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="CASCADE"), index=True
+    )
+    key_type: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from speakup.crypto import PublicKey
@@ -48,6 +48,13 @@ class Organisation(db.Model):  # type: ignore[name-defined,misc]
     name: Mapped[str] = mapped_column(String(200))
     #: trust, icb, primary_care or social_care
     kind: Mapped[str] = mapped_column(String(32), default="trust")
+    #: service-level settings; NULL means the configured default (config [sla], [retention])
+    sla_acknowledge_working_days: Mapped[int | None] = mapped_column(Integer)
+    sla_acknowledge_ceiling_days: Mapped[int | None] = mapped_column(Integer)
+    sla_feedback_days: Mapped[int | None] = mapped_column(Integer)
+    sla_update_days: Mapped[int | None] = mapped_column(Integer)
+    #: months a closed case is kept after detriment monitoring ends
+    retention_months: Mapped[int | None] = mapped_column(Integer)
     #: public half of the organisation's offline recovery key; the private half is never here
     recovery_public_mlkem: Mapped[bytes | None] = mapped_column(LargeBinary)
     recovery_public_x25519: Mapped[bytes | None] = mapped_column(LargeBinary)

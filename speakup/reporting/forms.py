@@ -17,7 +17,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from speakup.cases.categories import RACE_EQUALITY_CODES
+from speakup.cases.categories import RACE_EQUALITY_CODES, SPEAK_UP_AGAIN
 from speakup.cases.models import DisclosureMode, Route
 
 
@@ -138,12 +138,44 @@ class IdentityForm(FlaskForm):
 
 
 class ConsentForm(FlaskForm):
-    """Giving or withdrawing escalation consent."""
+    """Giving or withdrawing escalation consent, and (separately) identity for the panel."""
 
     consent = RadioField(
         "May your concern be escalated to the regional panel if needed?",
         choices=choice_list([("yes", "Yes"), ("no", "No")]),
         validators=[DataRequired("Choose yes or no")],
+    )
+    identity_consent = RadioField(
+        "If it is escalated, may the panel know who you are?",
+        choices=choice_list([("yes", "Yes"), ("no", "No")]),
+        default="no",
+        validators=[DataRequired("Choose yes or no")],
+    )
+
+
+class SpeakUpAgainForm(FlaskForm):
+    """The national question at closure."""
+
+    answer = RadioField(
+        "Given your experience, would you speak up again?",
+        choices=choice_list(SPEAK_UP_AGAIN),
+        validators=[DataRequired("Choose an answer")],
+    )
+    words = TextAreaField(
+        "Anything you would like to add? (optional)",
+        validators=[Optional(), Length(max=2000, message="This must be 2,000 characters or fewer")],
+    )
+
+
+class DetrimentForm(FlaskForm):
+    """A detriment check-in reply after closure."""
+
+    text = TextAreaField(
+        "Has anything happened to you since you spoke up?",
+        validators=[
+            DataRequired("Tell us what has happened"),
+            Length(max=20000, message="This must be 20,000 characters or fewer"),
+        ],
     )
 
 

@@ -13,6 +13,7 @@ from speakup.cases.content import (
     AttachmentView,
     CaseContent,
     add_message,
+    decrypt_json,
     encrypt_json,
     read_attachment,
     read_case_content,
@@ -28,6 +29,7 @@ from speakup.cases.keys import (
     seal_to_reporter,
 )
 from speakup.cases.models import Case, DisclosureMode, Exclusion, KeyType, Route
+from speakup.cases.policy import SlaPolicy
 from speakup.crypto import (
     Argon2Params,
     DecryptionError,
@@ -127,9 +129,10 @@ def submit_report(
     reporter_kek = derive_key(normalised.encode(), salt, params)
 
     now = utcnow()
-    ack_by, ack_ceiling = acknowledgement_deadlines(
-        now, sla["acknowledge_working_days"], sla["acknowledge_ceiling_days"]
-    )
+    # The organisation's own service levels win over the configured defaults.
+    working_days = organisation.sla_acknowledge_working_days or sla["acknowledge_working_days"]
+    ceiling_days = organisation.sla_acknowledge_ceiling_days or sla["acknowledge_ceiling_days"]
+    ack_by, ack_ceiling = acknowledgement_deadlines(now, working_days, ceiling_days)
     case = Case(
         reference=new_reference(),
         route=str(data.route),
@@ -252,12 +255,20 @@ def reporter_keys(case: Case, private_key: PrivateKey) -> tuple[bytes, bytes | N
     return dek, open_case_key(case, private_key, KeyType.IDK)
 
 
-def open_own_case(case: Case, private_key: PrivateKey) -> CaseContent:
+@dataclass(frozen=True)
+class ReporterCaseView:
+    """What the reporter's follow-up page shows."""
+
+    content: CaseContent
+    speak_up_again: dict[str, str] | None
+
+
+def open_own_case(case: Case, private_key: PrivateKey) -> ReporterCaseView:
     """The reporter reads their own case; audited like any other opening."""
     dek, idk = reporter_keys(case, private_key)
     content = read_case_content(case, dek, idk)
     record("case.opened", actor_kind="reporter", case_id=case.id)
-    return content
+    return ReporterCaseView(content, read_speak_up_again(case, dek))
 
 
 def download_own_attachment(
@@ -316,6 +327,60 @@ def set_escalation_consent(case: Case, consent: bool) -> None:
     case.escalation_consent = consent
     record(
         "case.escalation_consent",
+        actor_kind="reporter",
+        case_id=case.id,
+        detail="given" if consent else "withdrawn",
+    )
+
+
+def record_speak_up_again(case: Case, private_key: PrivateKey, answer: str, words: str) -> None:
+    """The reporter answers "Given your experience, would you speak up again?"."""
+    from speakup.cases.categories import SPEAK_UP_AGAIN_LABELS
+    from speakup.cases.models import Status
+
+    if case.status not in (Status.FEEDBACK_GIVEN, Status.CLOSED):
+        raise ValidationError("You can answer this once you have had feedback.")
+    if answer not in SPEAK_UP_AGAIN_LABELS:
+        raise ValidationError("Choose an answer.")
+    dek, _ = reporter_keys(case, private_key)
+    case.speak_up_again_ct = encrypt_json(
+        dek,
+        {"answer": answer, "words": words},
+        table="concern_case",
+        row_id=case.id,
+        field="speak_up_again",
+    )
+    record("case.speak_up_again_answered", actor_kind="reporter", case_id=case.id)
+
+
+def read_speak_up_again(case: Case, dek: bytes) -> dict[str, str] | None:
+    """The reporter's answer, if given."""
+    if case.speak_up_again_ct is None:
+        return None
+    answer: dict[str, str] = decrypt_json(
+        dek, case.speak_up_again_ct, table="concern_case", row_id=case.id, field="speak_up_again"
+    )
+    return answer
+
+
+def report_detriment(case: Case, private_key: PrivateKey, text: str, policy: SlaPolicy) -> None:
+    """A detriment check-in reply: added to the thread, and a finished case is reopened."""
+    from speakup.cases.models import Status
+    from speakup.cases.workflow import FINISHED, reporter_reopen
+
+    dek, _ = reporter_keys(case, private_key)
+    add_message(case, dek, author_kind="reporter", body="Detriment check-in: " + text.strip())
+    record("case.detriment_reported", actor_kind="reporter", case_id=case.id)
+    if Status(case.status) in FINISHED:
+        reporter_reopen(case, policy)
+
+
+def set_identity_escalation_consent(case: Case, consent: bool) -> None:
+    """Separate consent: may the panel learn who the reporter is if the case is escalated?
+    Applies to future escalations; an identity already shared cannot be unshared."""
+    case.identity_escalation_consent = consent
+    record(
+        "case.identity_escalation_consent",
         actor_kind="reporter",
         case_id=case.id,
         detail="given" if consent else "withdrawn",

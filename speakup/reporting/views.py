@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -29,20 +30,24 @@ from speakup.accounts.sessions import (
     load_session,
     start_session,
 )
-from speakup.cases.categories import RACE_EQUALITY_LABELS
+from speakup.cases.categories import RACE_EQUALITY_LABELS, SPEAK_UP_AGAIN_LABELS
 from speakup.cases.downloads import attachment_response
 from speakup.cases.models import Case, DisclosureMode, Route
+from speakup.cases.policy import policy_for
+from speakup.db import utcnow
 from speakup.errors import SpeakupError, ValidationError
 from speakup.extensions import db, limiter
 from speakup.organisations.models import System
 from speakup.reporting.attachments import AttachmentError
 from speakup.reporting.forms import (
     ConsentForm,
+    DetrimentForm,
     EmptyForm,
     IdentityForm,
     MessageForm,
     ReceiptForm,
     ReportForm,
+    SpeakUpAgainForm,
     choice_list,
 )
 from speakup.reporting.services import (
@@ -51,9 +56,12 @@ from speakup.reporting.services import (
     download_own_attachment,
     find_case_by_receipt,
     open_own_case,
+    record_speak_up_again,
+    report_detriment,
     reveal_identity,
     send_reporter_message,
     set_escalation_consent,
+    set_identity_escalation_consent,
     submit_report,
     unlock_reporter_key,
 )
@@ -242,28 +250,33 @@ def _render_case(
     case: Case,
     secrets_: SessionSecrets,
     *,
-    message_form: MessageForm | None = None,
-    identity_form: IdentityForm | None = None,
-    consent_form: ConsentForm | None = None,
     error: str | None = None,
-    notice: str | None = None,
     status: int = 200,
+    **forms: Any,
 ) -> ResponseReturnValue:
-    content = open_own_case(case, secrets_.private_key)
+    view = open_own_case(case, secrets_.private_key)
     db.session.commit()  # the audit event for this opening
-    consent_form = consent_form or ConsentForm(consent="yes" if case.escalation_consent else "no")
+    consent_form = forms.get("consent_form") or ConsentForm(
+        formdata=None,
+        consent="yes" if case.escalation_consent else "no",
+        identity_consent="yes" if case.identity_escalation_consent else "no",
+    )
     return (
         render_template(
             "reporter/case.html",
             case=case,
-            content=content,
-            message_form=message_form or MessageForm(),
-            identity_form=identity_form or IdentityForm(),
+            content=view.content,
+            speak_up_again=view.speak_up_again,
+            message_form=forms.get("message_form") or MessageForm(formdata=None),
+            identity_form=forms.get("identity_form") or IdentityForm(formdata=None),
             consent_form=consent_form,
+            speak_up_again_form=forms.get("speak_up_again_form") or SpeakUpAgainForm(formdata=None),
+            detriment_form=forms.get("detriment_form") or DetrimentForm(formdata=None),
             sign_out_form=EmptyForm(),
             race_labels=RACE_EQUALITY_LABELS,
+            answer_labels=SPEAK_UP_AGAIN_LABELS,
+            checkin_due=case.next_checkin_at is not None and case.next_checkin_at <= utcnow(),
             error=error,
-            notice=notice,
         ),
         status,
     )
@@ -329,6 +342,7 @@ def escalation_consent() -> ResponseReturnValue:
     form = ConsentForm()
     if form.validate_on_submit():
         set_escalation_consent(case_, form.consent.data == "yes")
+        set_identity_escalation_consent(case_, form.identity_consent.data == "yes")
         db.session.commit()
         return redirect(url_for("reporting.case", _anchor="consent"))
     return _render_case(case_, secrets_, consent_form=form, status=400)
@@ -356,3 +370,46 @@ def sign_out() -> ResponseReturnValue:
         end_session(REPORTER)
         db.session.commit()
     return redirect(url_for("reporting.start"))
+
+
+@bp.route("/follow-up/case/speak-up-again", methods=["POST"])
+@public_endpoint
+def speak_up_again() -> ResponseReturnValue:
+    """Answer "Given your experience, would you speak up again?"."""
+    current = _reporter_case()
+    if current is None:
+        return redirect(url_for("reporting.follow_up"))
+    case_, secrets_ = current
+    form = SpeakUpAgainForm()
+    if form.validate_on_submit():
+        try:
+            record_speak_up_again(
+                case_, secrets_.private_key, form.answer.data, (form.words.data or "").strip()
+            )
+        except SpeakupError as exc:
+            db.session.rollback()
+            return _render_case(case_, secrets_, error=exc.message, status=400)
+        db.session.commit()
+        return redirect(url_for("reporting.case", _anchor="speak-up-again"))
+    return _render_case(case_, secrets_, speak_up_again_form=form, status=400)
+
+
+@bp.route("/follow-up/case/detriment", methods=["POST"])
+@public_endpoint
+def detriment() -> ResponseReturnValue:
+    """Tell the guardian something happened after speaking up (reopens a closed case)."""
+    current = _reporter_case()
+    if current is None:
+        return redirect(url_for("reporting.follow_up"))
+    case_, secrets_ = current
+    form = DetrimentForm()
+    if form.validate_on_submit():
+        report_detriment(
+            case_,
+            secrets_.private_key,
+            form.text.data,
+            policy_for(case_.organisation, current_app.config),
+        )
+        db.session.commit()
+        return redirect(url_for("reporting.case", _anchor="messages"))
+    return _render_case(case_, secrets_, detriment_form=form, status=400)

@@ -1,0 +1,149 @@
+"""Administration (accounts, who accessed what — never content) and the staff account page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from speakup.accounts.lifecycle import change_password, disable_account, reset_account
+from speakup.accounts.models import Role, User
+from speakup.admin.forms import ChangePasswordForm, ResetForm
+from speakup.audit.models import AuditEvent
+from speakup.errors import ForbiddenError, NotFoundError, SpeakupError
+from speakup.extensions import db
+from speakup.reporting.forms import EmptyForm
+from speakup.settings import argon2_params
+
+bp = Blueprint("admin", __name__, url_prefix="/staff")
+
+AUDIT_PAGE_SIZE = 50
+
+
+def _require_admin() -> None:
+    if current_user.role != Role.ADMIN:
+        raise ForbiddenError("Only administrators can see this page.")
+
+
+@bp.route("/admin/users")
+def users() -> ResponseReturnValue:
+    """Every staff account, with disable and reset."""
+    _require_admin()
+    accounts = db.session.scalars(
+        select(User).options(selectinload(User.organisation)).order_by(User.display_name)
+    ).all()
+    return render_template(
+        "admin/users.html",
+        accounts=accounts,
+        reset_form=ResetForm(formdata=None),
+        button=EmptyForm(),
+    )
+
+
+def _account(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFoundError
+    return user
+
+
+@bp.route("/admin/users/<int:user_id>/disable", methods=["POST"])
+def disable_user(user_id: int) -> ResponseReturnValue:
+    """Disable an account; its sessions end at once."""
+    _require_admin()
+    form = EmptyForm()
+    if form.validate_on_submit():
+        user = _account(user_id)
+        if user.id == current_user.id:
+            flash("You cannot disable your own account.")
+        else:
+            disable_account(user, by=current_user)
+            db.session.commit()
+            flash(f"{user.display_name} is disabled and signed out everywhere.")
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/admin/users/<int:user_id>/reset", methods=["POST"])
+def reset_user(user_id: int) -> ResponseReturnValue:
+    """Reset an account: temporary password, new keypair, access restored by re-sealing."""
+    _require_admin()
+    form = ResetForm()
+    user = _account(user_id)
+    if form.validate_on_submit():
+        try:
+            pending = reset_account(
+                user, form.password.data or "", argon2_params(current_app.config), by=current_user
+            )
+        except SpeakupError as exc:
+            db.session.rollback()
+            flash(exc.message)
+        else:
+            db.session.commit()
+            flash(
+                f"{user.display_name} was reset. {pending} case key(s) will be restored when "
+                "another reader of each case signs in, or by the recovery custodian."
+            )
+    else:
+        flash("Enter a temporary password of at least 12 characters.")
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/admin/audit")
+def audit() -> ResponseReturnValue:
+    """Who accessed what and when (never content), newest first, filterable."""
+    _require_admin()
+    query = select(AuditEvent)
+    case_id = request.args.get("case", type=int)
+    user_id = request.args.get("user", type=int)
+    if case_id:
+        query = query.where(AuditEvent.case_id == case_id)
+    if user_id:
+        query = query.where(AuditEvent.actor_user_id == user_id)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    pages = max(1, -(-total // AUDIT_PAGE_SIZE))
+    page = min(max(1, request.args.get("page", 1, type=int) or 1), pages)
+    events = db.session.scalars(
+        query.order_by(AuditEvent.seq.desc())
+        .limit(AUDIT_PAGE_SIZE)
+        .offset((page - 1) * AUDIT_PAGE_SIZE)
+    ).all()
+    names = dict(db.session.execute(select(User.id, User.display_name)).all())
+    return render_template(
+        "admin/audit.html",
+        events=events,
+        names=names,
+        page=page,
+        pages=pages,
+        total=total,
+        case_id=case_id,
+        user_id=user_id,
+    )
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+def password() -> ResponseReturnValue:
+    """Change one's own password (re-encrypts the private key; no re-sealing needed)."""
+    form = ChangePasswordForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            change_password(
+                current_user,
+                form.current.data or "",
+                form.new.data or "",
+                argon2_params(current_app.config),
+                current_app.config,
+            )
+        except SpeakupError as exc:
+            db.session.commit()  # keep a failed-attempt count
+            error = exc.message
+        else:
+            db.session.commit()
+            flash("Your password was changed.")
+            return redirect(
+                url_for("cases.inbox") if current_user.is_reader else url_for("admin.users")
+            )
+    status = 400 if form.is_submitted() else 200
+    return render_template("admin/password.html", form=form, error=error), status
