@@ -50,7 +50,8 @@ def _content_security_policy() -> str:
 
 def set_security_headers(response: Response) -> Response:
     """Headers on every response: no third-party loads, no referrer, no caching of pages."""
-    response.headers["Content-Security-Policy"] = _content_security_policy()
+    # A response may carry a stricter policy of its own (attachment downloads are sandboxed).
+    response.headers.setdefault("Content-Security-Policy", _content_security_policy())
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"

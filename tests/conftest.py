@@ -60,7 +60,7 @@ def test_config(tmp_path: Path, **extra: Any) -> dict[str, Any]:
     return config
 
 
-def _reset_postgres() -> None:
+def reset_postgres() -> None:
     db.session.remove()
     tables = ", ".join(f'"{t.name}"' for t in reversed(db.metadata.sorted_tables))
     with db.engine.begin() as conn:
@@ -87,7 +87,7 @@ def make_app(tmp_path: Path, _postgres_schema: None) -> Iterator[Callable[..., F
         app = create_app(test_config(tmp_path, **extra))
         with app.app_context():
             if PG_URL:
-                _reset_postgres()
+                reset_postgres()
             else:
                 db.create_all()
         apps.append(app)
@@ -98,7 +98,7 @@ def make_app(tmp_path: Path, _postgres_schema: None) -> Iterator[Callable[..., F
         with app.app_context():
             db.session.remove()
             if PG_URL:
-                _reset_postgres()
+                reset_postgres()
             db.engine.dispose()
 
 

@@ -136,9 +136,10 @@ def check_password(
 ) -> Unlocked:
     """Verify a password by unlocking the private key; count failures and lock out."""
     now = utcnow()
+    # Derive first, even for a locked account, so timing does not reveal the lock.
+    kek = derive_key(password.encode(), user.kdf_salt, _kdf_params(user, params))
     if user.disabled or (user.locked_until is not None and user.locked_until > now):
         raise SignInError
-    kek = derive_key(password.encode(), user.kdf_salt, _kdf_params(user, params))
     try:
         raw = decrypt_field(
             kek, user.wrapped_private_key, table="staff_user", row_id=user.id, field="private_key"

@@ -13,5 +13,7 @@ def attachment_response(view: AttachmentView, data: bytes) -> Response:
     response.headers.set("Content-Disposition", "attachment", filename=view.filename)
     response.headers["Cache-Control"] = "no-store"
     # Even if a browser tried to render it, it would get no script and no origin.
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; sandbox; frame-ancestors 'none'"
+    )
     return response

@@ -75,10 +75,6 @@ log = logging.getLogger("speakup.reporting")
 NEUTRAL_RECEIPT_ERROR = "We could not find a case with that receipt. Check it and try again."
 
 
-def _limit(name: str) -> ResponseReturnValue:
-    return str(current_app.config[f"RATELIMIT_{name.upper()}"]).replace(";", ";")
-
-
 @bp.route("/")
 @public_endpoint
 def start() -> ResponseReturnValue:
