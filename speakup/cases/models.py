@@ -13,6 +13,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -86,9 +87,11 @@ class Case(db.Model):  # type: ignore[name-defined,misc]
     disclosure_mode: Mapped[str] = mapped_column(String(16))
     escalation_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     #: separate consent: may the panel also learn who the reporter is, if escalated
-    identity_escalation_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    identity_escalation_consent: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     #: low, normal, high or urgent (set at triage; plaintext so inboxes can sort by it)
-    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    priority: Mapped[str] = mapped_column(String(16), default="normal", server_default="normal")
     #: the guardian who has claimed or been assigned the case (one of its readers)
     owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
