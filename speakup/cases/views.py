@@ -24,6 +24,7 @@ from speakup.cases.forms import (
     TriageForm,
     VersionForm,
 )
+from speakup.cases.models import Status
 from speakup.cases.policy import checkin_dates, policy_for
 from speakup.cases.services import (
     INBOX_FILTERS,
@@ -132,6 +133,7 @@ def render_case(
         [("", "Choose a reader")] + [(str(u.id), u.display_name) for u in view.readers]
     )
     policy = policy_for(case.organisation, current_app.config)
+    escalation_possible = Status.ESCALATED in allowed_targets(case.status)
     return (
         render_template(
             "cases/case.html",
@@ -146,7 +148,8 @@ def render_case(
             hand_over_form=hand_over_form,
             remove_form=remove_form,
             version_form=VersionForm(formdata=None, version=version),
-            can_escalate=case.escalation_consent and "escalated" in allowed_targets(case.status),
+            can_escalate=case.escalation_consent and escalation_possible,
+            escalation_possible=escalation_possible,
             is_lead=current_user.role == Role.LEAD_GUARDIAN
             and current_user.organisation_id == case.organisation_id,
             checkins=checkin_dates(case.closed_at, policy) if case.closed_at else [],
