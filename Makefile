@@ -46,7 +46,8 @@ test: install assets chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check speakup tests bench
+	$(VENV)/bin/ruff check speakup tests $(wildcard bench scripts/*.py)
+	$(VENV)/bin/ruff format --check speakup tests $(wildcard bench)
 	$(VENV)/bin/mypy speakup
 	$(VENV)/bin/bandit -q -r speakup
 
