@@ -363,6 +363,7 @@ def build_app(database_url: str, instance: Path) -> Flask:
             "SECRET_KEY": secrets.token_bytes(32),
             "RECEIPT_PEPPER": secrets.token_bytes(32),
             "RATELIMIT_SALT": secrets.token_bytes(32),
+            "STATS_INBOX_KEY": secrets.token_bytes(32),
             "RATELIMIT_ENABLED": False,
             "WTF_CSRF_ENABLED": False,
             "SESSION_COOKIE_SECURE": False,

@@ -101,6 +101,10 @@ def org_recovery_key(code: str, out_path: str, replace: bool) -> None:
 @click.option("--pool", is_flag=True, help="Offer this guardian in the regional pool")
 @click.option("--languages", default="English", show_default=True)
 @click.option("--bio", default="", help="Short self-description shown in the pool")
+@click.option(
+    "--scope",
+    help="Leaders: region:CODE, system:CODE or organisation:CODE (what their statistics cover)",
+)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input")
 @click.option("--password-file", type=click.Path(exists=True, dir_okay=False))
 def user_create(
@@ -111,15 +115,17 @@ def user_create(
     pool: bool,
     languages: str,
     bio: str,
+    scope: str | None,
     password_stdin: bool,
     password_file: str | None,
 ) -> None:
     """Create a staff account with its own keypair. TOTP is enrolled at first sign-in."""
     from speakup.accounts.services import create_user
-    from speakup.organisations.services import find_organisation
+    from speakup.organisations.services import find_organisation, find_scope
 
     try:
         org = find_organisation(org_code) if org_code else None
+        leader_scope = find_scope(scope) if scope else None
         user = create_user(
             email=email,
             display_name=display_name,
@@ -130,6 +136,7 @@ def user_create(
             in_pool=pool,
             languages=languages,
             bio=bio,
+            scope=leader_scope,
         )
     except SpeakupError as exc:
         _fail(exc.message)

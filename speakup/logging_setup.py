@@ -13,7 +13,8 @@ from flask import Flask
 
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 _IPV6 = re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{0,4}\b")
-_RECEIPT = re.compile(r"\b[0-9A-Za-z]{4}(?:[- ]?[0-9A-Za-z]{4}){3}\b")
+#: four groups of four, with the same separator (or none) between every group
+_RECEIPT = re.compile(r"\b[0-9A-Za-z]{4}([- ]?)[0-9A-Za-z]{4}\1[0-9A-Za-z]{4}\1[0-9A-Za-z]{4}\b")
 
 
 class RedactionFilter(logging.Filter):

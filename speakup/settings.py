@@ -24,6 +24,7 @@ SECRETS: dict[str, tuple[str, str, int]] = {
     "SPEAKUP_SECRET_KEY": ("SECRET_KEY", "secret_key", 32),
     "SPEAKUP_RECEIPT_PEPPER": ("RECEIPT_PEPPER", "receipt_pepper", 32),
     "SPEAKUP_RATELIMIT_SALT": ("RATELIMIT_SALT", "ratelimit_salt", 32),
+    "SPEAKUP_STATS_INBOX_KEY": ("STATS_INBOX_KEY", "stats_inbox_key", 32),
 }
 
 
@@ -91,7 +92,7 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigurationError(
             "Speakup will not start without its secrets: "
             + "; ".join(missing)
-            + ". For development run `flask dev-secrets`."
+            + ". For development run `python -m speakup.dev_secrets` (make run does)."
         )
     if not config.get("TESTING") and config.get("ARGON2_MEMORY_KIB", 0) < 19 * 1024:
         raise ConfigurationError("ARGON2_MEMORY_KIB below 19 MiB is allowed only in tests")

@@ -20,6 +20,7 @@ class Role(enum.StrEnum):
     GUARDIAN = "guardian"
     LEAD_GUARDIAN = "lead_guardian"
     PANEL_MEMBER = "panel_member"
+    LEADER = "leader"
     ADMIN = "admin"
 
 
@@ -43,6 +44,9 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
     #: offered to reporters in the regional pool of guardians
     in_pool: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: leaders only: what their statistics cover (region, system or organisation) and which
+    scope_kind: Mapped[str | None] = mapped_column(String(16))
+    scope_id: Mapped[int | None] = mapped_column(Integer)
     languages: Mapped[str] = mapped_column(String(200), default="English")
     bio: Mapped[str] = mapped_column(Text, default="")
 

@@ -85,6 +85,7 @@ def create_user(
     languages: str = "English",
     bio: str = "",
     totp_secret: str | None = None,
+    scope: tuple[str, int] | None = None,
 ) -> User:
     """Create an account with a fresh keypair. ``totp_secret`` pre-enrols (demo data only)."""
     email = normalise_email(email)
@@ -92,6 +93,10 @@ def create_user(
         raise ValidationError(f"An account for {email} already exists.")
     if role in (Role.GUARDIAN, Role.LEAD_GUARDIAN) and organisation is None:
         raise ValidationError("Guardians belong to an organisation.")
+    if (role == Role.LEADER) != (scope is not None):
+        raise ValidationError(
+            "Leaders, and only leaders, have a scope (region, system or organisation)."
+        )
     private_key = generate_keypair()
     public = private_key.public_key()
     user = User(
@@ -102,6 +107,8 @@ def create_user(
         in_pool=in_pool,
         languages=languages,
         bio=bio,
+        scope_kind=scope[0] if scope else None,
+        scope_id=scope[1] if scope else None,
         public_mlkem=public.mlkem,
         public_x25519=public.x25519,
         wrapped_private_key=b"",

@@ -106,6 +106,12 @@ class Case(db.Model):  # type: ignore[name-defined,misc]
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: next detriment check-in (3/6/9/12 months after closure); NULL when none is left
     next_checkin_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: when feedback was first given (for the "feedback within 3 months" statistic)
+    feedback_given_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: which one-off statistics facts this case has already produced (never which fact)
+    counted_triage: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    counted_closure: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    counted_answer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: crypto-shred after this (set at closure: monitoring end + retention period)
     purge_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: optimistic locking (SQLAlchemy version counter)

@@ -16,7 +16,9 @@ from speakup.cases.categories import (
 from speakup.cases.content import decrypt_json, encrypt_json
 from speakup.cases.models import Case, Status
 from speakup.cases.workflow import Actor, check_version, open_dek
+from speakup.db import utcnow
 from speakup.errors import ValidationError
+from speakup.stats.facts import elements_mask, emit_fact, race_mask
 
 
 @dataclass
@@ -67,6 +69,17 @@ def record_triage(
         dek, asdict(triage), table="concern_case", row_id=case.id, field="triage"
     )
     case.priority = triage.priority
+    if not case.counted_triage:
+        case.counted_triage = True
+        emit_fact(
+            "triaged",
+            case.organisation,
+            utcnow(),
+            route=case.route,
+            disclosure_mode=case.disclosure_mode,
+            elements_mask=elements_mask(triage.elements),
+            race_mask=race_mask(triage.race_codes),
+        )
     detail = ""
     if case.status == Status.ACKNOWLEDGED:
         case.status = str(Status.ASSESSING)

@@ -19,6 +19,7 @@ from speakup.cases.policy import SlaPolicy, checkin_dates, days_from, purge_date
 from speakup.crypto import PrivateKey
 from speakup.db import utcnow
 from speakup.errors import ConflictError, NotFoundError, ValidationError
+from speakup.stats.facts import emit_fact, ttc_bucket
 
 #: from-state → states it may move to. Escalation has its own service (it re-seals keys).
 TRANSITIONS: dict[Status, frozenset[Status]] = {
@@ -135,6 +136,7 @@ def apply_clocks(case: Case, target: Status, policy: SlaPolicy, now: datetime) -
         case.feedback_by = days_from(now, policy.feedback_days)
         case.next_update_by = days_from(now, policy.update_days)
     elif target in FINISHED:
+        _count_closure(case, target, now)
         case.closed_at = now
         case.next_update_by = None
         case.purge_after = purge_date(now, policy)
@@ -147,6 +149,28 @@ def apply_clocks(case: Case, target: Status, policy: SlaPolicy, now: datetime) -
         case.next_update_by = days_from(now, policy.update_days)
     if target == Status.ESCALATED:
         case.escalated_at = now
+    if target == Status.FEEDBACK_GIVEN and case.feedback_given_at is None:
+        case.feedback_given_at = now
+
+
+def _count_closure(case: Case, target: Status, now: datetime) -> None:
+    """The first closure (or withdrawal) of a case becomes one statistics fact."""
+    if case.counted_closure:
+        return
+    case.counted_closure = True
+    emit_fact(
+        "closed",
+        case.organisation,
+        now,
+        route=case.route,
+        disclosure_mode=case.disclosure_mode,
+        outcome=target.value,
+        ttc_bucket=ttc_bucket(case.received_at, now),
+        ack_met=case.acknowledged_at is not None and case.acknowledged_at <= case.acknowledge_by,
+        feedback_met=None
+        if case.feedback_given_at is None or case.feedback_by is None
+        else case.feedback_given_at <= case.feedback_by,
+    )
 
 
 def note_update_to_reporter(case: Case, policy: SlaPolicy, now: datetime) -> None:

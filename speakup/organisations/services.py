@@ -97,3 +97,17 @@ def load_recovery_key(path: Path, org: Organisation) -> PrivateKey:
     if expected is None or private.public_key().key_id != expected.key_id:
         raise ValidationError("That recovery key does not match the organisation's current key.")
     return private
+
+
+def find_scope(text: str) -> tuple[str, int]:
+    """Parse ``region:CODE``, ``system:CODE`` or ``organisation:CODE`` into (kind, id)."""
+    kind, _, code = text.partition(":")
+    model = {"region": Region, "system": System, "organisation": Organisation}.get(kind)
+    if model is None or not code:
+        raise ValidationError(
+            "A scope looks like region:MIDLANDS, system:BSOL or organisation:RRK."
+        )
+    row = db.session.scalar(select(model).where(model.code == code))  # type: ignore[attr-defined,arg-type]
+    if row is None:
+        raise ValidationError(f"No {kind} has the code {code!r}.")
+    return kind, row.id

@@ -19,6 +19,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from speakup.cases.categories import RACE_EQUALITY_CODES, SPEAK_UP_AGAIN
 from speakup.cases.models import DisclosureMode, Route
+from speakup.stats.vocab import ETHNIC_GROUPS, PAY_BANDS, STAFF_GROUPS
 
 
 def choice_list(pairs: list[tuple[str, str]]) -> list[SelectChoice]:
@@ -40,6 +41,13 @@ DISCLOSURE_CHOICES = [
 
 class ReportForm(FlaskForm):
     """The whole report, in numbered sections on one page (nothing is stored until sent)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        prefer = [("", "Prefer not to say")]
+        self.ethnicity.choices = choice_list(prefer + [(c, label) for c, label, _ in ETHNIC_GROUPS])
+        self.staff_group.choices = choice_list(prefer + STAFF_GROUPS)
+        self.pay_band.choices = choice_list(prefer + PAY_BANDS)
 
     organisation = SelectField(
         "Organisation", validators=[DataRequired("Choose the organisation where it happened")]
@@ -83,6 +91,10 @@ class ReportForm(FlaskForm):
     )
     attachments = MultipleFileField("Attach files (optional)")
     submission_token = HiddenField()
+    # "About you": optional, for statistics only, never stored with the concern.
+    ethnicity = SelectField("Ethnic group", validators=[Optional()], default="")
+    staff_group = SelectField("Staff group", validators=[Optional()], default="")
+    pay_band = SelectField("Pay band", validators=[Optional()], default="")
 
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)

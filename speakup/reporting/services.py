@@ -47,6 +47,8 @@ from speakup.errors import ValidationError
 from speakup.extensions import db
 from speakup.organisations.models import Organisation
 from speakup.reporting.attachments import SanitisedFile
+from speakup.stats.facts import emit_fact
+from speakup.stats.vocab import ETHNIC_GROUP_CODES
 
 REFERENCE_PREFIX = "SU"
 
@@ -69,6 +71,10 @@ class ReportInput:
     contact: str = ""
     escalation_consent: bool = False
     attachments: list[SanitisedFile] = field(default_factory=list)
+    #: "about you", for statistics only: never stored with the case
+    ethnicity: str = ""
+    staff_group: str = ""
+    pay_band: str = ""
 
 
 @dataclass(frozen=True, repr=False)
@@ -197,6 +203,17 @@ def submit_report(
     for upload in data.attachments:
         store_attachment(case, dek, upload)
     record("case.submitted", actor_kind="reporter", case_id=case.id, detail=f"route={case.route}")
+    # The "about you" answers go only into this unlinkable fact, never onto the case.
+    emit_fact(
+        "submitted",
+        organisation,
+        now,
+        route=case.route,
+        disclosure_mode=case.disclosure_mode,
+        ethnicity=data.ethnicity if data.ethnicity in ETHNIC_GROUP_CODES else None,
+        staff_group=data.staff_group or None,
+        pay_band=data.pay_band or None,
+    )
     db.session.flush()
     return Submission(case, receipt)
 
@@ -351,6 +368,9 @@ def record_speak_up_again(case: Case, private_key: PrivateKey, answer: str, word
         field="speak_up_again",
     )
     record("case.speak_up_again_answered", actor_kind="reporter", case_id=case.id)
+    if not case.counted_answer:
+        case.counted_answer = True
+        emit_fact("speak_up_again", case.organisation, utcnow(), answer=answer)
 
 
 def read_speak_up_again(case: Case, dek: bytes) -> dict[str, str] | None:
@@ -371,6 +391,7 @@ def report_detriment(case: Case, private_key: PrivateKey, text: str, policy: Sla
     dek, _ = reporter_keys(case, private_key)
     add_message(case, dek, author_kind="reporter", body="Detriment check-in: " + text.strip())
     record("case.detriment_reported", actor_kind="reporter", case_id=case.id)
+    emit_fact("detriment", case.organisation, utcnow())
     if Status(case.status) in FINISHED:
         reporter_reopen(case, policy)
 

@@ -150,6 +150,9 @@ def _report_input(form: ReportForm) -> ReportInput:
         escalation_consent=form.escalation_consent.data == "yes",
         attachments=uploads,
         submission_token=form.submission_token.data or "",
+        ethnicity=form.ethnicity.data or "",
+        staff_group=form.staff_group.data or "",
+        pay_band=form.pay_band.data or "",
     )
 
 

@@ -1,0 +1,324 @@
+"""Disclosure control with a proof (DESIGN §7). Pure: no Flask, no database.
+
+Every count below ``k`` — zero included — is suppressed and shown as "fewer than k"; every
+other count is rounded to the nearest ``base`` (5). Complementary suppression then withholds
+further cells until a linear-programming audit (``scipy.optimize.linprog``) proves that,
+from everything published — the rounded cells, the totals, the other tables and scopes of
+the release, and earlier releases — every suppressed cell still has a feasible interval of
+at least ``k`` possible values. This is the standard protection-interval audit:
+
+- a published value ``p`` means the true count is in ``[p - base//2, p + base//2]``;
+- a suppressed cell (primary or complementary, this release or earlier) is only known to be
+  a count (``>= 0``): the audit proves what can be *derived from the published numbers*,
+  and the label "fewer than k" discloses no more than it says;
+- each relation between cells (a table adds up to its total, organisations add up to
+  their system, systems to the region, quarters to their year) is an equality.
+
+If no further cell can be withheld to make every suppressed cell safe, the release is
+blocked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linprog
+from scipy.sparse import coo_matrix
+
+#: any hashable key (the release uses (period, scope kind, scope id, table, coordinate))
+CellKey = Any
+
+#: rounds of random-weight witness LPs before falling back to one exact LP pair per cell
+WITNESS_ROUNDS = 6
+
+PUBLISHED = "published"
+PRIMARY = "primary"
+COMPLEMENTARY = "complementary"
+
+
+class DisclosureAuditError(RuntimeError):
+    """The audit could not make every suppressed cell safe: the release is blocked."""
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``total`` equals the sum of ``members`` (true counts)."""
+
+    total: CellKey
+    members: tuple[CellKey, ...]
+
+    @property
+    def cells(self) -> tuple[CellKey, ...]:
+        return (self.total, *self.members)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What is publicly known about one cell."""
+
+    low: float
+    high: float  # math.inf for unbounded
+
+
+@dataclass
+class ControlResult:
+    """Published values (None where suppressed), statuses, and the audit's ranges."""
+
+    status: dict[CellKey, str]
+    published: dict[CellKey, int | None]
+    ranges: dict[CellKey, tuple[float, float]] = field(default_factory=dict)
+    iterations: int = 0
+
+
+def round_to(value: int, base: int) -> int:
+    """Round half up to the nearest multiple of ``base``."""
+    return base * math.floor((value + base / 2) / base)
+
+
+def bounds_for(status: str, published: int | None, k: int, base: int) -> Bounds:
+    """The interval one cell's own publication states (see the module docstring)."""
+    if status in (PRIMARY, COMPLEMENTARY) or published is None:
+        return Bounds(0, math.inf)
+    half = base // 2
+    return Bounds(max(0, published - half), published + half)
+
+
+def possible_values(low: float, high: float) -> float:
+    """How many integers lie in [low, high]."""
+    if math.isinf(high):
+        return math.inf
+    return math.floor(high + 1e-6) - math.ceil(low - 1e-6) + 1
+
+
+def _components(
+    keys: Iterable[CellKey], constraints: list[Constraint]
+) -> list[tuple[list[CellKey], list[Constraint]]]:
+    parent: dict[CellKey, CellKey] = {key: key for key in keys}
+
+    def find(x: CellKey) -> CellKey:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for constraint in constraints:
+        root = find(constraint.total)
+        for member in constraint.members:
+            other = find(member)
+            if other != root:
+                parent[other] = root
+    cells_of: dict[CellKey, list[CellKey]] = defaultdict(list)
+    for key in parent:
+        cells_of[find(key)].append(key)
+    constraints_of: dict[CellKey, list[Constraint]] = defaultdict(list)
+    for constraint in constraints:
+        constraints_of[find(constraint.total)].append(constraint)
+    return [(cells, constraints_of.get(root, [])) for root, cells in cells_of.items()]
+
+
+def _solve(objective: np.ndarray, a_eq: Any, b_eq: np.ndarray, lp_bounds: list) -> Any:
+    result = linprog(objective, A_eq=a_eq, b_eq=b_eq, bounds=lp_bounds, method="highs")
+    if result.status == 2:
+        raise DisclosureAuditError("published figures are inconsistent (infeasible LP)")
+    return result
+
+
+def feasible_ranges(
+    bounds: dict[CellKey, Bounds],
+    constraints: list[Constraint],
+    targets: Iterable[CellKey],
+    *,
+    k: int | None = None,
+) -> dict[CellKey, tuple[float, float]]:
+    """For each target, an interval of values consistent with the bounds and constraints.
+
+    With ``k``, two "witness" LPs per component (minimise, then maximise, the sum of all
+    targets) give feasible solutions; a target whose two witness values already span ``k``
+    possible values is proven safe by them (its true range is at least that wide). Only the
+    remaining targets get their own exact min and max LPs. Without ``k`` every target gets
+    the exact range (an LP relaxation: the integer range is no wider).
+    """
+    wanted = set(targets)
+    result: dict[CellKey, tuple[float, float]] = {}
+    for cells, cons in _components(bounds.keys(), constraints):
+        todo = [c for c in cells if c in wanted]
+        if not todo:
+            continue
+        if not cons:
+            for cell in todo:
+                result[cell] = (bounds[cell].low, bounds[cell].high)
+            continue
+        index = {cell: i for i, cell in enumerate(cells)}
+        rows, cols, vals = [], [], []
+        for r, constraint in enumerate(cons):
+            rows.append(r)
+            cols.append(index[constraint.total])
+            vals.append(-1.0)
+            for member in constraint.members:
+                rows.append(r)
+                cols.append(index[member])
+                vals.append(1.0)
+        a_eq = coo_matrix((vals, (rows, cols)), shape=(len(cons), len(cells))).tocsr()
+        b_eq = np.zeros(len(cons))
+        lp_bounds = [
+            (bounds[c].low, None if math.isinf(bounds[c].high) else bounds[c].high) for c in cells
+        ]
+        remaining = todo
+        if k is not None:
+            # A finite cap keeps the witness LPs bounded; any solution under it is feasible.
+            finite = [b.high for b in bounds.values() if not math.isinf(b.high)]
+            cap = 2 * (sum(finite) + k) + 100
+            capped = [(lo, cap if hi is None else hi) for lo, hi in lp_bounds]
+            seen_low: dict[CellKey, float] = {}
+            seen_high: dict[CellKey, float] = {}
+            rng = np.random.default_rng(len(cells))  # deterministic: same release, same work
+            for _round in range(WITNESS_ROUNDS):
+                if not remaining:
+                    break
+                weights = np.zeros(len(cells))
+                for cell in remaining:
+                    weights[index[cell]] = rng.uniform(0.5, 1.5)
+                low = _solve(weights, a_eq, b_eq, capped)
+                high = _solve(-weights, a_eq, b_eq, capped)
+                still = []
+                for cell in remaining:
+                    i = index[cell]
+                    seen_low[cell] = min(
+                        seen_low.get(cell, math.inf), float(low.x[i]), float(high.x[i])
+                    )
+                    seen_high[cell] = max(
+                        seen_high.get(cell, -math.inf), float(low.x[i]), float(high.x[i])
+                    )
+                    lo, hi = seen_low[cell], seen_high[cell]
+                    if possible_values(lo, hi) >= k or hi >= cap - 1:
+                        result[cell] = (lo, math.inf if hi >= cap - 1 else hi)
+                    else:
+                        still.append(cell)
+                remaining = still
+        for cell in remaining:
+            objective = np.zeros(len(cells))
+            objective[index[cell]] = 1.0
+            low = _solve(objective, a_eq, b_eq, lp_bounds)
+            high = _solve(-objective, a_eq, b_eq, lp_bounds)
+            lo = float(low.fun) if low.status == 0 else bounds[cell].low
+            hi = math.inf if high.status == 3 else float(-high.fun)
+            result[cell] = (lo, hi)
+    return result
+
+
+def control(
+    values: dict[CellKey, int],
+    constraints: list[Constraint],
+    *,
+    k: int = 8,
+    base: int = 5,
+    fixed: dict[CellKey, Bounds] | None = None,
+    max_iterations: int = 10_000,
+) -> ControlResult:
+    """Suppress, round and audit. ``fixed`` cells belong to earlier releases: they take part
+    in the audit with the bounds already published and are never changed."""
+    fixed = fixed or {}
+    if k < 2 or base < 1:
+        raise ValueError("k must be at least 2 and base at least 1")
+    status = {key: (PRIMARY if value < k else PUBLISHED) for key, value in values.items()}
+
+    def current_bounds() -> dict[CellKey, Bounds]:
+        out = {
+            key: bounds_for(st, round_to(values[key], base) if st == PUBLISHED else None, k, base)
+            for key, st in status.items()
+        }
+        out.update(fixed)
+        return out
+
+    def suppressed(key: CellKey) -> bool:
+        if key in fixed:
+            # An earlier release published no number for it: it was suppressed.
+            return math.isinf(fixed[key].high)
+        return status[key] != PUBLISHED
+
+    def withhold_one(constraint: Constraint, avoid: CellKey) -> bool:
+        candidates = [
+            c
+            for c in constraint.members
+            if c not in fixed and c != avoid and status[c] == PUBLISHED
+        ]
+        total = constraint.total
+        if not candidates and total not in fixed and total != avoid and status[total] == PUBLISHED:
+            candidates = [total]
+        if not candidates:
+            return False
+        chosen = min(candidates, key=lambda c: (values[c], str(c)))
+        status[chosen] = COMPLEMENTARY
+        return True
+
+    by_cell: dict[CellKey, list[Constraint]] = defaultdict(list)
+    for constraint in constraints:
+        for cell in constraint.cells:
+            by_cell[cell].append(constraint)
+
+    def withhold_near(cell: CellKey) -> bool:
+        """Withhold the smallest published cell in the nearest constraint that has one,
+        searching outwards through cells that are already suppressed."""
+        seen_cells = {cell}
+        seen_constraints: set[int] = set()
+        frontier = [cell]
+        while frontier:
+            next_frontier: list[CellKey] = []
+            for here in frontier:
+                for constraint in sorted(by_cell[here], key=lambda c: len(c.cells)):
+                    if id(constraint) in seen_constraints:
+                        continue
+                    seen_constraints.add(id(constraint))
+                    if withhold_one(constraint, cell):
+                        return True
+                    for other in constraint.cells:
+                        if other not in seen_cells:
+                            seen_cells.add(other)
+                            next_frontier.append(other)
+            frontier = next_frontier
+        return False
+
+    iterations = 0
+    while True:
+        iterations += 1
+        if iterations > max_iterations:
+            raise DisclosureAuditError("suppression did not converge")
+        # Quick pass: no constraint may have exactly one suppressed cell.
+        changed = True
+        while changed:
+            changed = False
+            for constraint in constraints:
+                hidden = [c for c in constraint.cells if suppressed(c)]
+                if len(hidden) == 1 and withhold_one(constraint, hidden[0]):
+                    changed = True
+        # The proof.
+        targets = [key for key, st in status.items() if st != PUBLISHED]
+        targets += [key for key in fixed if suppressed(key)]
+        ranges = feasible_ranges(current_bounds(), constraints, targets, k=k)
+        unsafe = [key for key in targets if possible_values(*ranges[key]) < k]
+        if not unsafe:
+            published = {
+                key: (round_to(values[key], base) if st == PUBLISHED else None)
+                for key, st in status.items()
+            }
+            return ControlResult(status, published, ranges, iterations)
+        progressed = False
+        for cell in sorted(unsafe, key=str):
+            if withhold_near(cell):
+                progressed = True
+        if not progressed:
+            import os
+
+            if os.environ.get("SPEAKUP_DEBUG_DC"):
+                cell = sorted(unsafe, key=str)[0]
+                print("UNSAFE", cell, ranges[cell], status.get(cell), values.get(cell))
+                for c in by_cell[cell]:
+                    print("  C", [(x, status.get(x), values.get(x), fixed.get(x)) for x in c.cells])
+            raise DisclosureAuditError(
+                f"cannot protect {len(unsafe)} suppressed cell(s), e.g. {unsafe[0]!r}"
+            )
