@@ -29,6 +29,7 @@ run: install assets
 	$(PY) -m speakup.dev_secrets
 	$(FLASK) --app speakup db upgrade
 	$(FLASK) --app speakup demo load
+	$(FLASK) --app speakup demo stats
 	SPEAKUP_ENV=development $(FLASK) --app speakup run --host $(HOST) --port $(PORT)
 
 ## chromium: Debian chromium for the browser tests (installed when missing and we are root)

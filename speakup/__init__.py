@@ -65,11 +65,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from speakup.cases import actions  # noqa: F401  (adds the action routes to the blueprint)
     from speakup.cases.views import bp as cases_bp
     from speakup.reporting.views import bp as reporting_bp
+    from speakup.stats.views import bp as stats_bp
 
     app.register_blueprint(reporting_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(cases_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(stats_bp)
 
     from speakup.cli import register_cli
 

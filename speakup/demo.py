@@ -25,9 +25,11 @@ from speakup.accounts.services import (
     find_user,
     new_totp_secret,
 )
+from speakup.db import utcnow
 from speakup.extensions import db
 from speakup.organisations.services import (
     create_recovery_key,
+    find_scope,
     get_or_create_organisation,
     get_or_create_region,
     get_or_create_system,
@@ -102,6 +104,13 @@ DEMO_USERS = [
 ]
 EMAIL_DOMAIN = "demo.speakup.test"
 
+#: (email local part, display name, scope)
+DEMO_LEADERS = [
+    ("region.leader", "Rhea Region (regional leader)", "region:MIDLANDS"),
+    ("bsol.leader", "Bola Adeyemi (Birmingham and Solihull system leader)", "system:BSOL"),
+    ("bsolh.leader", "Harpreet Kaur (trust chief people officer)", "organisation:BSOL-H"),
+]
+
 
 def load_demo() -> list[str]:
     """Create anything missing; return a line per thing created."""
@@ -139,6 +148,20 @@ def load_demo() -> list[str]:
             languages=languages,
             bio=bio,
             totp_secret=new_totp_secret(),
+        )
+        created.append(f"user {email}")
+    for local, name, scope_text in DEMO_LEADERS:
+        email = f"{local}@{EMAIL_DOMAIN}"
+        if find_user(email) is not None:
+            continue
+        create_user(
+            email=email,
+            display_name=name,
+            role=Role.LEADER,
+            password=DEMO_PASSWORD,
+            params=params,
+            totp_secret=new_totp_secret(),
+            scope=find_scope(scope_text),
         )
         created.append(f"user {email}")
     return created
@@ -191,3 +214,17 @@ def demo_code(email: str) -> None:
     db.session.commit()
     click.echo(code)
     sys.exit(0)
+
+
+@demo_cli.command("stats")
+def demo_stats() -> None:
+    """Synthetic demo statistics and releases for the last four quarters (idempotent)."""
+    from speakup.stats.demo_data import load_demo_statistics
+
+    done = load_demo_statistics(utcnow(), current_app.config)
+    db.session.commit()
+    if done:
+        click.echo("demo statistics released for: " + ", ".join(done))
+    else:
+        click.echo("demo statistics already released")
+    click.echo(f"Leaders sign in as region.leader@{EMAIL_DOMAIN} (and bsol.leader, bsolh.leader).")

@@ -108,7 +108,10 @@ def second_factor() -> ResponseReturnValue:
                 # Restore access for colleagues whose keys were reset (DESIGN §4 re-sealing).
                 process_pending_grants(user, held.private_key)
             db.session.commit()
-            return redirect(url_for("cases.inbox" if user.is_reader else "admin.users"))
+            landing = "cases.inbox" if user.is_reader else "admin.users"
+            if user.role == "leader":
+                landing = "stats.dashboard"
+            return redirect(url_for(landing))
         record_failed_second_factor(user, current_app.config)
         if user.locked_until is not None:
             end_session(STAFF)

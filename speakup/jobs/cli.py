@@ -42,3 +42,63 @@ def purge() -> None:
             return
         count = purge_due_cases(utcnow())
     click.echo(f"purge: {count} case(s) crypto-shredded")
+
+
+@jobs_cli.command("facts")
+@click.option("--flush", is_flag=True, help="Move every waiting fact even below the batch size")
+def facts(flush: bool) -> None:
+    """Move sealed inbox facts into the fact table in one shuffled batch with random keys."""
+    from speakup.stats.facts import inbox_size, shuffle_inbox
+
+    with lease("facts") as mine:
+        if not mine:
+            click.echo("facts: another host is running it; nothing to do")
+            return
+        waiting = inbox_size()
+        moved = shuffle_inbox(
+            current_app.config,
+            min_batch=int(current_app.config["STATS_FACTS_MIN_BATCH"]),
+            flush=flush,
+        )
+    if moved:
+        click.echo(f"facts: moved {moved} fact(s) in one shuffled batch")
+    else:
+        click.echo(f"facts: {waiting} waiting, below the batch size; nothing moved")
+
+
+@jobs_cli.command("release")
+@click.option("--period", help="Quarter to release, e.g. FY2026Q2 (default: the latest one due)")
+def release(period: str | None) -> None:
+    """Publish a closed quarter (once, frozen) after the disclosure-control audit."""
+    from speakup.errors import SpeakupError
+    from speakup.stats.disclosure import DisclosureAuditError
+    from speakup.stats.release import parse_or_latest, release_period
+
+    now = utcnow()
+    try:
+        quarter = parse_or_latest(period, now, int(current_app.config["STATS_RELEASE_LAG_DAYS"]))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    with lease("release", seconds=3600) as mine:
+        if not mine:
+            click.echo("release: another host is running it; nothing to do")
+            return
+        from sqlalchemy import select
+
+        from speakup.extensions import db
+        from speakup.stats.models import Release
+
+        if db.session.scalar(select(Release.id).where(Release.period == quarter.key)):
+            click.echo(f"release: {quarter.label} is already released")
+            return
+        click.echo(f"release: {quarter.label}: counting, suppressing and auditing…")
+        try:
+            made = release_period(quarter, current_app.config, now)
+            db.session.commit()
+        except DisclosureAuditError as exc:
+            db.session.rollback()
+            raise click.ClickException(f"release blocked by the disclosure audit: {exc}") from None
+        except SpeakupError as exc:
+            db.session.rollback()
+            raise click.ClickException(exc.message) from None
+    click.echo(f"release: {quarter.label} published ({made.audited_cells} cells audited)")

@@ -169,13 +169,33 @@ def feasible_ranges(
             (bounds[c].low, None if math.isinf(bounds[c].high) else bounds[c].high) for c in cells
         ]
         remaining = todo
+        seen_low: dict[CellKey, float] = {}
+        seen_high: dict[CellKey, float] = {}
+
+        def note(
+            solution: np.ndarray,
+            cells_: list[CellKey],
+            index: dict[CellKey, int] = index,
+            seen_low: dict[CellKey, float] = seen_low,
+            seen_high: dict[CellKey, float] = seen_high,
+        ) -> None:
+            for cell in cells_:
+                value = float(solution[index[cell]])
+                seen_low[cell] = min(seen_low.get(cell, math.inf), value)
+                seen_high[cell] = max(seen_high.get(cell, -math.inf), value)
+
+        def proven(
+            cell: CellKey,
+            seen_low: dict[CellKey, float] = seen_low,
+            seen_high: dict[CellKey, float] = seen_high,
+        ) -> bool:
+            return k is not None and possible_values(seen_low[cell], seen_high[cell]) >= k
+
         if k is not None:
             # A finite cap keeps the witness LPs bounded; any solution under it is feasible.
             finite = [b.high for b in bounds.values() if not math.isinf(b.high)]
             cap = 2 * (sum(finite) + k) + 100
             capped = [(lo, cap if hi is None else hi) for lo, hi in lp_bounds]
-            seen_low: dict[CellKey, float] = {}
-            seen_high: dict[CellKey, float] = {}
             rng = np.random.default_rng(len(cells))  # deterministic: same release, same work
             for _round in range(WITNESS_ROUNDS):
                 if not remaining:
@@ -183,31 +203,33 @@ def feasible_ranges(
                 weights = np.zeros(len(cells))
                 for cell in remaining:
                     weights[index[cell]] = rng.uniform(0.5, 1.5)
-                low = _solve(weights, a_eq, b_eq, capped)
-                high = _solve(-weights, a_eq, b_eq, capped)
-                still = []
+                note(_solve(weights, a_eq, b_eq, capped).x, remaining)
+                note(_solve(-weights, a_eq, b_eq, capped).x, remaining)
                 for cell in remaining:
-                    i = index[cell]
-                    seen_low[cell] = min(
-                        seen_low.get(cell, math.inf), float(low.x[i]), float(high.x[i])
-                    )
-                    seen_high[cell] = max(
-                        seen_high.get(cell, -math.inf), float(low.x[i]), float(high.x[i])
-                    )
-                    lo, hi = seen_low[cell], seen_high[cell]
-                    if possible_values(lo, hi) >= k or hi >= cap - 1:
-                        result[cell] = (lo, math.inf if hi >= cap - 1 else hi)
-                    else:
-                        still.append(cell)
-                remaining = still
-        for cell in remaining:
+                    if proven(cell):
+                        result[cell] = (seen_low[cell], seen_high[cell])
+                remaining = [c for c in remaining if c not in result]
+        # Exact ranges for the rest; every solution found is also a witness for the others.
+        for cell in list(remaining):
+            if cell in result:
+                continue
             objective = np.zeros(len(cells))
             objective[index[cell]] = 1.0
-            low = _solve(objective, a_eq, b_eq, lp_bounds)
+            if seen_low.get(cell, math.inf) <= bounds[cell].low + 1e-9:
+                lo = bounds[cell].low  # a witness already sits on the lower bound
+            else:
+                low = _solve(objective, a_eq, b_eq, lp_bounds)
+                lo = float(low.fun) if low.status == 0 else bounds[cell].low
+                if low.status == 0:
+                    note(low.x, [c for c in remaining if c not in result])
             high = _solve(-objective, a_eq, b_eq, lp_bounds)
-            lo = float(low.fun) if low.status == 0 else bounds[cell].low
             hi = math.inf if high.status == 3 else float(-high.fun)
+            if high.status == 0:
+                note(high.x, [c for c in remaining if c not in result])
             result[cell] = (lo, hi)
+            for other in remaining:
+                if other not in result and other in seen_low and proven(other):
+                    result[other] = (seen_low[other], seen_high[other])
     return result
 
 
@@ -284,6 +306,8 @@ def control(
         return False
 
     iterations = 0
+    proven: set[CellKey] = set()
+    ranges: dict[CellKey, tuple[float, float]] = {}
     while True:
         iterations += 1
         if iterations > max_iterations:
@@ -297,10 +321,13 @@ def control(
                 if len(hidden) == 1 and withhold_one(constraint, hidden[0]):
                     changed = True
         # The proof.
-        targets = [key for key, st in status.items() if st != PUBLISHED]
-        targets += [key for key in fixed if suppressed(key)]
-        ranges = feasible_ranges(current_bounds(), constraints, targets, k=k)
+        # Withholding more only widens what is feasible, so a cell proven safe stays safe:
+        # each round audits only cells not yet proven.
+        targets = [key for key, st in status.items() if st != PUBLISHED and key not in proven]
+        targets += [key for key in fixed if suppressed(key) and key not in proven]
+        ranges.update(feasible_ranges(current_bounds(), constraints, targets, k=k))
         unsafe = [key for key in targets if possible_values(*ranges[key]) < k]
+        proven.update(key for key in targets if key not in set(unsafe))
         if not unsafe:
             published = {
                 key: (round_to(values[key], base) if st == PUBLISHED else None)
