@@ -163,6 +163,7 @@ def register_cli(app: Flask) -> None:
     """Attach every command group to the app."""
     from speakup.demo import demo_cli
     from speakup.jobs.cli import jobs_cli
+    from speakup.stats.cli import stats_cli
 
     app.cli.add_command(org_cli)
     app.cli.add_command(user_cli)
@@ -170,6 +171,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(recovery_cli)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(stats_cli)
 
 
 @user_cli.command("reset")
