@@ -45,4 +45,6 @@ def configure_logging(app: Flask) -> None:
     for handler in root.handlers:
         if not any(isinstance(f, RedactionFilter) for f in handler.filters):
             handler.addFilter(redaction)
-    root.setLevel(app.config.get("LOG_LEVEL", "INFO"))
+    # Our own loggers speak at INFO; libraries (Alembic, SQLAlchemy…) only when it matters.
+    root.setLevel(app.config.get("LOG_LEVEL_LIBRARIES", "WARNING"))
+    logging.getLogger("speakup").setLevel(app.config.get("LOG_LEVEL", "INFO"))
