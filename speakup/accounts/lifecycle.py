@@ -4,6 +4,7 @@ after a reset (pending grants processed by another reader, or by the recovery cu
 from __future__ import annotations
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import aliased
 
 from speakup.accounts.models import User
 from speakup.accounts.services import (
@@ -14,11 +15,32 @@ from speakup.accounts.services import (
 )
 from speakup.accounts.sessions import end_user_sessions
 from speakup.audit.services import record
-from speakup.cases.keys import grant_case_key, open_case_key
+from speakup.cases.keys import grant_case_key, open_case_key, seal_to_recovery
 from speakup.cases.models import Case, CaseKey, KeyType, PendingGrant, RecipientKind
 from speakup.crypto import Argon2Params, DecryptionError, PrivateKey, generate_keypair, open_sealed
 from speakup.errors import ForbiddenError, ValidationError
 from speakup.extensions import db
+from speakup.organisations.models import Organisation
+
+
+def _holds_current_copy(case_id: int, user: User, key_type: str) -> bool:
+    """Whether ``user`` already holds this case key sealed to their current public key (a
+    colleague re-added them after a reset): the pending grant is then simply done.
+    A copy sealed to an earlier key of theirs is worthless and is removed."""
+    rows = db.session.scalars(
+        select(CaseKey).where(
+            CaseKey.case_id == case_id,
+            CaseKey.recipient_kind == str(RecipientKind.USER),
+            CaseKey.user_id == user.id,
+            CaseKey.key_type == key_type,
+        )
+    ).all()
+    current = user.public_key.key_id
+    for row in rows:
+        if row.recipient_key_id != current:
+            db.session.delete(row)
+    db.session.flush()
+    return any(row.recipient_key_id == current for row in rows)
 
 
 def change_password(user: User, current: str, new: str, params: Argon2Params, config: dict) -> None:
@@ -109,6 +131,9 @@ def process_pending_grants(reader: User, private_key: PrivateKey) -> int:
         key = open_case_key(case, private_key, KeyType(pending.key_type), user_id=reader.id)
         if target is None or key is None or not target.is_reader:
             continue
+        if _holds_current_copy(case.id, target, pending.key_type):
+            db.session.delete(pending)
+            continue
         try:
             grant_case_key(case, target, KeyType(pending.key_type), key)
         except ForbiddenError:
@@ -150,6 +175,9 @@ def restore_with_recovery_key(
         target = db.session.get(User, pending.user_id)
         if sealed is None or target is None or not target.is_reader:
             continue
+        if _holds_current_copy(case.id, target, pending.key_type):
+            db.session.delete(pending)
+            continue
         try:
             key = open_sealed(
                 recovery_key, sealed, purpose=f"case-{pending.key_type}", case_id=case.id
@@ -166,3 +194,50 @@ def restore_with_recovery_key(
         )
         db.session.delete(pending)
     return granted
+
+
+def reseal_recovery_copies(reader: User, private_key: PrivateKey) -> int:
+    """In a reader's own request: where a case this reader holds has no recovery copy sealed
+    to its organisation's *current* recovery key (the key was replaced, or created after the
+    case), seal the case key to it and drop the stale copy. One query finds them, so a
+    sign-in with nothing to do costs no decryption."""
+    recovery_copy = aliased(CaseKey)
+    rows = db.session.execute(
+        select(CaseKey.key_type, Case, Organisation, recovery_copy)
+        .join(Case, Case.id == CaseKey.case_id)
+        .join(Organisation, Organisation.id == Case.organisation_id)
+        .outerjoin(
+            recovery_copy,
+            (recovery_copy.case_id == CaseKey.case_id)
+            & (recovery_copy.key_type == CaseKey.key_type)
+            & (recovery_copy.recipient_kind == str(RecipientKind.RECOVERY)),
+        )
+        .where(
+            CaseKey.recipient_kind == str(RecipientKind.USER),
+            CaseKey.user_id == reader.id,
+            Organisation.recovery_public_mlkem.is_not(None),
+        )
+    ).all()
+    sealed = 0
+    for key_type, case, organisation, existing in rows:
+        recovery = organisation.recovery_public_key
+        if recovery is None or (
+            existing is not None and existing.recipient_key_id == recovery.key_id
+        ):
+            continue
+        key = open_case_key(case, private_key, KeyType(key_type), user_id=reader.id)
+        if key is None:
+            continue
+        if existing is not None:
+            db.session.delete(existing)
+            db.session.flush()
+        seal_to_recovery(case, recovery, KeyType(key_type), key)
+        record(
+            "case.recovery_resealed",
+            actor_kind="user",
+            actor_user_id=reader.id,
+            case_id=case.id,
+            detail=f"key={key_type}",
+        )
+        sealed += 1
+    return sealed

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from speakup.accounts.forms import CodeForm, SignInForm
-from speakup.accounts.lifecycle import process_pending_grants
+from speakup.accounts.lifecycle import process_pending_grants, reseal_recovery_copies
 from speakup.accounts.services import (
     SignInError,
     check_password,
@@ -107,6 +107,7 @@ def second_factor() -> ResponseReturnValue:
             if user.is_reader:
                 # Restore access for colleagues whose keys were reset (DESIGN §4 re-sealing).
                 process_pending_grants(user, held.private_key)
+                reseal_recovery_copies(user, held.private_key)
             db.session.commit()
             landing = "cases.inbox" if user.is_reader else "admin.users"
             if user.role == "leader":

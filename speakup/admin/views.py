@@ -12,6 +12,7 @@ from speakup.accounts.lifecycle import change_password, disable_account, reset_a
 from speakup.accounts.models import Role, User
 from speakup.admin.forms import ChangePasswordForm, ResetForm
 from speakup.audit.models import AuditEvent
+from speakup.db import utcnow
 from speakup.errors import ForbiddenError, NotFoundError, SpeakupError
 from speakup.extensions import db
 from speakup.reporting.forms import EmptyForm
@@ -34,12 +35,7 @@ def users() -> ResponseReturnValue:
     accounts = db.session.scalars(
         select(User).options(selectinload(User.organisation)).order_by(User.display_name)
     ).all()
-    return render_template(
-        "admin/users.html",
-        accounts=accounts,
-        reset_form=ResetForm(formdata=None),
-        button=EmptyForm(),
-    )
+    return render_template("admin/users.html", accounts=accounts, now=utcnow())
 
 
 def _account(user_id: int) -> User:

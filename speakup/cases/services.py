@@ -22,7 +22,7 @@ from speakup.cases.content import (
     read_case_content,
 )
 from speakup.cases.keys import excluded_user_ids, open_case_key, reader_ids
-from speakup.cases.models import Case, CaseKey, KeyType, RecipientKind, Status
+from speakup.cases.models import Case, CaseKey, Exclusion, KeyType, RecipientKind, Status
 from speakup.cases.policy import policy_for
 from speakup.cases.triage import Triage, read_triage
 from speakup.cases.workflow import FINISHED, note_update_to_reporter
@@ -236,12 +236,18 @@ def download_attachment(
     return view, data
 
 
-def organisation_overview(organisation_id: int, now: datetime) -> list[Case]:
-    """A lead guardian's view of their organisation's open cases: metadata only."""
+def organisation_overview(lead: User, now: datetime) -> list[Case]:
+    """A lead guardian's view of their organisation's open cases: metadata only, and never
+    a case the reporter named them in (even its existence would tell them something)."""
+    excluded = select(Exclusion.case_id).where(Exclusion.user_id == lead.id)
     return list(
         db.session.scalars(
             select(Case)
-            .where(Case.organisation_id == organisation_id, Case.status.not_in(_FINISHED_VALUES))
+            .where(
+                Case.organisation_id == lead.organisation_id,
+                Case.status.not_in(_FINISHED_VALUES),
+                Case.id.not_in(excluded),
+            )
             .options(selectinload(Case.owner))
             .order_by(_next_deadline().asc().nulls_last(), Case.id)
         )

@@ -80,7 +80,7 @@ def overview() -> ResponseReturnValue:
     """A lead guardian's overview of the organisation's open cases (no content)."""
     if current_user.role != Role.LEAD_GUARDIAN or current_user.organisation_id is None:
         raise ForbiddenError("Only lead guardians have an organisation overview.")
-    cases = organisation_overview(current_user.organisation_id, utcnow())
+    cases = organisation_overview(current_user, utcnow())
     by_state: dict[str, int] = {}
     for case in cases:
         by_state[case.status] = by_state.get(case.status, 0) + 1
