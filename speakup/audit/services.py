@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from speakup.audit.models import AuditEvent, AuditHead
 from speakup.db import utcnow
@@ -34,6 +34,12 @@ def _digest(prev_hash: bytes, event: AuditEvent) -> bytes:
 
 
 def _locked_head() -> AuditHead:
+    # PostgreSQL locks the row with FOR UPDATE; SQLite ignores that, so a no-op UPDATE
+    # first takes SQLite's write lock: the head read next is the latest, and no other
+    # request can append until this transaction ends.
+    db.session.execute(
+        update(AuditHead).where(AuditHead.id == _HEAD_ID).values(last_seq=AuditHead.last_seq)
+    )
     head = db.session.execute(
         select(AuditHead).where(AuditHead.id == _HEAD_ID).with_for_update()
     ).scalar_one_or_none()

@@ -71,10 +71,13 @@ def _next_deadline():  # type: ignore[no-untyped-def]
 def deadline_filter(name: str, now: datetime, due_soon_days: int):  # type: ignore[no-untyped-def]
     """SQL condition for an inbox filter."""
     running = Case.status.not_in(_FINISHED_VALUES)
+    unacknowledged = and_(running, Case.acknowledged_at.is_(None))
+    awaiting_feedback = and_(running, Case.status != Status.FEEDBACK_GIVEN.value)
+    # Every branch is a definite true/false (no NULL), so "not overdue" is sound below.
     overdue = or_(
-        and_(Case.acknowledged_at.is_(None), Case.acknowledge_by < now),
-        and_(running, Case.next_update_by < now),
-        and_(running, Case.status != Status.FEEDBACK_GIVEN.value, Case.feedback_by < now),
+        and_(unacknowledged, Case.acknowledge_by < now),
+        and_(running, Case.next_update_by.is_not(None), Case.next_update_by < now),
+        and_(awaiting_feedback, Case.feedback_by.is_not(None), Case.feedback_by < now),
     )
     if name == "open":
         return running
@@ -85,9 +88,9 @@ def deadline_filter(name: str, now: datetime, due_soon_days: int):  # type: igno
         return and_(
             ~overdue,
             or_(
-                and_(Case.acknowledged_at.is_(None), Case.acknowledge_by <= soon),
+                and_(unacknowledged, Case.acknowledge_by <= soon),
                 and_(running, Case.next_update_by <= soon),
-                and_(running, Case.feedback_by <= soon),
+                and_(awaiting_feedback, Case.feedback_by <= soon),
             ),
         )
     if name == "checkin":

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from speakup.audit.services import record
 from speakup.cases.content import (
@@ -28,7 +28,7 @@ from speakup.cases.keys import (
     seal_to_recovery,
     seal_to_reporter,
 )
-from speakup.cases.models import Case, DisclosureMode, Exclusion, KeyType, Route
+from speakup.cases.models import Case, CaseKey, DisclosureMode, Exclusion, KeyType, Route
 from speakup.cases.policy import SlaPolicy
 from speakup.crypto import (
     Argon2Params,
@@ -317,15 +317,19 @@ def reveal_identity(case: Case, private_key: PrivateKey, name: str, contact: str
     confidential). Sealing needs only public keys, so the reporter can do it alone."""
     from speakup.accounts.models import User
 
-    dek, idk = reporter_keys(case, private_key)
-    del dek
-    if idk is None:
-        idk = new_data_key()
-        readers = [db.session.get(User, uid) for uid in reader_ids(case)]
-        organisation = db.session.get_one(Organisation, case.organisation_id)
-        _seal_everywhere(
-            case, organisation, [r for r in readers if r is not None], KeyType.IDK, idk
-        )
+    reporter_keys(case, private_key)  # proves the reporter can open the case
+    # Always a fresh identity key, sealed to whoever may know the identity now: a copy of
+    # an earlier identity key (say, of a reader removed since) opens nothing written here.
+    holders = reader_ids(case, KeyType.IDK) if case.identity_ct is not None else reader_ids(case)
+    users = [db.session.get(User, uid) for uid in holders if uid is not None]
+    db.session.execute(
+        delete(CaseKey).where(CaseKey.case_id == case.id, CaseKey.key_type == str(KeyType.IDK))
+    )
+    idk = new_data_key()
+    organisation = db.session.get_one(Organisation, case.organisation_id)
+    _seal_everywhere(
+        case, organisation, [u for u in users if u is not None and u.is_reader], KeyType.IDK, idk
+    )
     case.identity_ct = encrypt_json(
         idk,
         {"name": name, "contact": contact},

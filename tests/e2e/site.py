@@ -82,6 +82,10 @@ class Watch:
             self.found.append(f"request to another origin: {request.method} {request.url}")
 
     def on_request_failed(self, request: Request) -> None:
+        # Chromium aborts the favicon fetch when a test navigates on straight after a load;
+        # that is the browser changing its mind, not the page failing.
+        if request.failure == "net::ERR_ABORTED" and "/images/favicon" in request.url:
+            return
         self.found.append(f"request failed ({request.failure}): {request.url}")
 
     def on_response(self, response: Response) -> None:
@@ -98,7 +102,7 @@ class Watch:
         url = message.location.get("url", "")
         document = url.split("#", 1)[0]
         # Chromium logs a page we answer with 400 (form errors) or 404 as a failed resource.
-        deliberate = self.documents.get(document) in (400, 404)
+        deliberate = self.documents.get(document) in (400, 404, 409)
         if deliberate and message.text.startswith("Failed to load resource: the server "):
             return
         self.found.append(f"console error: {message.text} ({url})")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import Flask
 from playwright.sync_api import Locator, Page, expect
@@ -17,6 +18,7 @@ from speakup.cases.models import Case, DisclosureMode, Route, Status
 from speakup.cases.policy import policy_for
 from speakup.cases.triage import Triage, record_triage
 from speakup.cases.workflow import Actor, change_status
+from speakup.db import utcnow
 from speakup.extensions import db
 from speakup.organisations.models import Organisation
 from speakup.reporting.services import (
@@ -27,7 +29,7 @@ from speakup.reporting.services import (
 )
 from tests.conftest import PASSWORD, SLA, TEST_ARGON2
 from tests.e2e.journeys import enter_password, fill_report
-from tests.e2e.site import Browsing, Login, Site
+from tests.e2e.site import Login, Site
 
 #: what the guardian's page says for each state (macros/case.html)
 STATUS_TEXT = {
@@ -120,20 +122,6 @@ def expect_conflict(page: Page, status: str) -> None:
 
 
 #: how Chromium logs a case action we answered with 409 ("someone else changed it")
-_CONFLICT_LOGGED = re.compile(
-    r"^console error: Failed to load resource: the server responded with a status of 409 "
-    r"\(CONFLICT\) \(http://127\.0\.0\.1:\d+/staff/cases/SU-[0-9A-Z-]+/[a-z/-]+\)$"
-)
-
-
-def forgive_conflict_answers(browsing: Browsing) -> None:
-    """Chromium logs a page answered with 409 as a failed resource, as it does 400 and 404,
-    but ``Watch`` forgives only those two: drop exactly the 409s of case actions (which the
-    tests expect and check) before the watch is checked."""
-    for _, watch in browsing.opened:
-        watch.found = [p for p in watch.found if not _CONFLICT_LOGGED.match(p)]
-
-
 def open_all_details(page: Page) -> None:
     """Unfold every <details>, so what they hold is checked too."""
     page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
@@ -202,6 +190,14 @@ def disable_account(app: Flask, email: str) -> None:
     """An administrator disabled this account (set directly: only its state is looked at)."""
     with app.app_context():
         db.session.execute(update(User).where(User.email == email).values(disabled=True))
+        db.session.commit()
+
+
+def lock_account(app: Flask, email: str) -> None:
+    """Too many wrong passwords: the account is locked for a while (set directly)."""
+    with app.app_context():
+        until = utcnow() + timedelta(minutes=15)
+        db.session.execute(update(User).where(User.email == email).values(locked_until=until))
         db.session.commit()
 
 

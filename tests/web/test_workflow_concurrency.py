@@ -273,3 +273,40 @@ def test_several_guardians_pressing_take_this_case_at_once_exactly_one_wins(
     assert case.owner_user_id == ids[winner]
     assert audit_count(case_id, "case.claimed") == 1
     assert verify_chain().ok
+
+
+def test_guardians_opening_one_case_at_the_same_moment_are_each_audited(
+    org: Organisation,
+    guardians: list[Staff],
+    submit: Callable[..., Submission],
+    staff_client: Callable[[Staff], FlaskClient],
+) -> None:
+    """Every opening is audited (DESIGN §3.7), also when readers open a case together: each
+    request appends its own event to the hash chain and none of them fails."""
+    case = submit(org).case
+    reference, case_id = case.reference, case.id
+    clients = [staff_client(staff) for staff in guardians]
+    db.session.commit()
+    db.session.close()
+
+    barrier = threading.Barrier(WORKERS, timeout=30)
+    statuses: dict[int, int] = {}
+    failures: list[BaseException] = []
+
+    def open_page(index: int) -> None:
+        try:
+            barrier.wait()
+            statuses[index] = clients[index].get(f"/staff/cases/{reference}").status_code
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_page, args=(i,)) for i in range(WORKERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a request hung"
+    assert not failures, failures
+    assert sorted(statuses.values()) == [200] * WORKERS
+    assert audit_count(case_id, "case.opened") == WORKERS
+    assert verify_chain().ok

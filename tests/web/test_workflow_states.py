@@ -91,8 +91,8 @@ S = Status
 
 #: The workflow as DESIGN §6 describes it, written out here independently of the code:
 #: received → acknowledged → assessing → (in_progress | escalated | referred | signposted)
-#: → feedback_given → closed, plus withdrawn (from any open state) and reopened (from a
-#: finished one).
+#: → feedback_given → closed, plus withdrawn (from any state before feedback) and reopened
+#: (from a finished one).
 EXPECTED_TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.RECEIVED: frozenset({S.ACKNOWLEDGED, S.WITHDRAWN}),
     S.ACKNOWLEDGED: frozenset({S.ASSESSING, S.WITHDRAWN}),
