@@ -53,7 +53,7 @@ def disable_user(user_id: int) -> ResponseReturnValue:
     if form.validate_on_submit():
         user = _account(user_id)
         if user.id == current_user.id:
-            flash("You cannot disable your own account.")
+            flash("You cannot disable your own account.", "error")
         else:
             disable_account(user, by=current_user)
             db.session.commit()
@@ -74,7 +74,7 @@ def reset_user(user_id: int) -> ResponseReturnValue:
             )
         except SpeakupError as exc:
             db.session.rollback()
-            flash(exc.message)
+            flash(exc.message, "error")
         else:
             db.session.commit()
             flash(
@@ -82,7 +82,7 @@ def reset_user(user_id: int) -> ResponseReturnValue:
                 "another reader of each case signs in, or by the recovery custodian."
             )
     else:
-        flash("Enter a temporary password of at least 12 characters.")
+        flash("Enter a temporary password of at least 12 characters.", "error")
     return redirect(url_for("admin.users"))
 
 

@@ -48,7 +48,7 @@ from speakup.extensions import db
 from speakup.organisations.models import Organisation
 from speakup.reporting.attachments import SanitisedFile
 from speakup.stats.facts import emit_fact
-from speakup.stats.vocab import ETHNIC_GROUP_CODES
+from speakup.stats.vocab import ETHNIC_GROUP_CODES, PAY_BAND_LABELS, STAFF_GROUP_LABELS
 
 REFERENCE_PREFIX = "SU"
 
@@ -211,8 +211,8 @@ def submit_report(
         route=case.route,
         disclosure_mode=case.disclosure_mode,
         ethnicity=data.ethnicity if data.ethnicity in ETHNIC_GROUP_CODES else None,
-        staff_group=data.staff_group or None,
-        pay_band=data.pay_band or None,
+        staff_group=data.staff_group if data.staff_group in STAFF_GROUP_LABELS else None,
+        pay_band=data.pay_band if data.pay_band in PAY_BAND_LABELS else None,
     )
     db.session.flush()
     return Submission(case, receipt)

@@ -7,10 +7,15 @@ table beside the chart says why. No script and no external reference is emitted.
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import pygal
 from pygal.style import Style
+
+# pygal installs an old-style import hook for its plugins; nothing here needs it, and on
+# Python 3.11 it makes every later import warn. Remove it.
+sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, pygal.PluginImportFixer)]
 
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)

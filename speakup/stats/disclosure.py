@@ -7,10 +7,11 @@ from everything published — the rounded cells, the totals, the other tables an
 the release, and earlier releases — every suppressed cell still has a feasible interval of
 at least ``k`` possible values. This is the standard protection-interval audit:
 
-- a published value ``p`` means the true count is in ``[p - base//2, p + base//2]``;
+- a published value ``p`` means the true count is in ``[max(k, p - base//2), p + base//2]``
+  (rounding to the nearest ``base``, and nothing below ``k`` is ever published);
 - a suppressed cell (primary or complementary, this release or earlier) is only known to be
-  a count (``>= 0``): the audit proves what can be *derived from the published numbers*,
-  and the label "fewer than k" discloses no more than it says;
+  a count (``>= 0``): both are shown with the same words ("fewer than k or withheld"), so
+  the label tells an attacker nothing more;
 - each relation between cells (a table adds up to its total, organisations add up to
   their system, systems to the region, quarters to their year) is an equality.
 
@@ -85,7 +86,8 @@ def bounds_for(status: str, published: int | None, k: int, base: int) -> Bounds:
     if status in (PRIMARY, COMPLEMENTARY) or published is None:
         return Bounds(0, math.inf)
     half = base // 2
-    return Bounds(max(0, published - half), published + half)
+    # Anything published is at least k (smaller counts are never published).
+    return Bounds(max(k, published - half), published + half)
 
 
 def possible_values(low: float, high: float) -> float:
@@ -247,7 +249,12 @@ def control(
     fixed = fixed or {}
     if k < 2 or base < 1:
         raise ValueError("k must be at least 2 and base at least 1")
-    status = {key: (PRIMARY if value < k else PUBLISHED) for key, value in values.items()}
+    # Below k: "fewer than k". A count of k or more that would round below k (k above 8)
+    # cannot be shown without looking like a small count, so it is withheld instead.
+    status = {
+        key: PRIMARY if value < k else (COMPLEMENTARY if round_to(value, base) < k else PUBLISHED)
+        for key, value in values.items()
+    }
 
     def current_bounds() -> dict[CellKey, Bounds]:
         out = {
@@ -335,17 +342,17 @@ def control(
             }
             return ControlResult(status, published, ranges, iterations)
         progressed = False
+        # One withholding per neighbourhood per round: a second unsafe cell next to one just
+        # helped is re-audited first, so nothing is withheld that is not needed.
+        touched: set[CellKey] = set()
         for cell in sorted(unsafe, key=str):
+            if cell in touched:
+                continue
             if withhold_near(cell):
                 progressed = True
+                for constraint in by_cell[cell]:
+                    touched.update(constraint.cells)
         if not progressed:
-            import os
-
-            if os.environ.get("SPEAKUP_DEBUG_DC"):
-                cell = sorted(unsafe, key=str)[0]
-                print("UNSAFE", cell, ranges[cell], status.get(cell), values.get(cell))
-                for c in by_cell[cell]:
-                    print("  C", [(x, status.get(x), values.get(x), fixed.get(x)) for x in c.cells])
             raise DisclosureAuditError(
                 f"cannot protect {len(unsafe)} suppressed cell(s), e.g. {unsafe[0]!r}"
             )

@@ -205,6 +205,10 @@ def year_cells(
     known: dict[tuple, Bounds] = {}
     for release in earlier.values():
         known.update(_earlier_bounds(release))
+        # Everything each earlier quarter published, and every relation it was published
+        # with, is public: the audit sees all of it alongside the year's counts.
+        fixed.update(known)
+        constraints += build_cells(release.period, geo, {})[1]
     scopes = geo.scopes((REGION, SYSTEM, ORGANISATION))
     for scope in scopes:
         ids = geo.org_ids(scope)

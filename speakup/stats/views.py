@@ -149,11 +149,10 @@ def chart(period: str, table_key: str) -> ResponseReturnValue:
 
 
 def _cell_text(cell: dict, k: int) -> str:
+    # One wording for every hidden cell, so the label itself says nothing (see _cell.html).
     if cell["status"] == "published":
         return str(cell["value"])
-    if cell["status"] == "primary":
-        return f"fewer than {k}"
-    return "withheld"
+    return f"fewer than {k} or withheld"
 
 
 @bp.route("/staff/statistics/<period>/<table_key>.csv")
@@ -188,8 +187,9 @@ def table_csv(period: str, table_key: str) -> ResponseReturnValue:
     writer.writerow([])
     writer.writerow(
         [
-            f"Counts below {k} are shown as 'fewer than {k}'; other counts are rounded to the "
-            "nearest 5; 'withheld' means withheld so that a small count cannot be worked out."
+            f"A hidden count reads 'fewer than {k} or withheld': either it is below {k}, or it "
+            "is withheld so that a small count cannot be worked out. Other counts are rounded "
+            "to the nearest 5."
         ]
     )
     response = Response(out.getvalue(), mimetype="text/csv")
@@ -272,7 +272,7 @@ def update_action(action_id: int) -> ResponseReturnValue:
     if form.validate_on_submit():
         explanation = (form.explanation.data or "").strip()
         if form.status.data == "no_change" and not explanation:
-            flash("Explain why nothing changed: staff are owed a reason.")
+            flash("Explain why nothing changed: staff are owed a reason.", "error")
         else:
             action.status = form.status.data
             action.explanation = explanation or action.explanation
@@ -343,7 +343,9 @@ def national_return() -> ResponseReturnValue:
     except ValueError:
         raise NotFoundError from None
     if quarter.end > utcnow():
-        flash("That quarter has not ended yet.")
+        if request.method == "POST":
+            raise NotFoundError  # nothing is signed off for a quarter still running
+        flash("That quarter has not ended yet.", "error")
         quarter = default
     lines = build_return(org.id, quarter.key)
     signoff = db.session.scalar(
@@ -395,6 +397,8 @@ def national_return_csv() -> ResponseReturnValue:
         quarter = parse_quarter(request.args.get("period", ""))
     except ValueError:
         raise NotFoundError from None
+    if quarter.end > utcnow():
+        raise NotFoundError  # no partial return for a quarter still running
     lines = build_return(org.id, quarter.key)
     response = Response(
         return_csv(org.code, quarter.key, lines, CURRENT_VERSION), mimetype="text/csv"

@@ -1,0 +1,826 @@
+"""Releases (DESIGN §7): a closed quarter is published once, after its lag, frozen and never
+recomputed; rates only over a published denominator of at least 20; the Q4 release adds the
+financial-year ethnicity tables, tied to the quarters already released, with the relative
+likelihood where it can be shown; the jobs and statistics commands; workforce imports that
+are all or nothing; and the national return, counted from the facts.
+
+Facts are written straight into the fact table (as the shuffle job would) for a small
+geography: one region, one system, three organisations.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flask import Flask
+from scipy.optimize import linprog
+from scipy.sparse import coo_matrix
+from sqlalchemy import func, insert, select
+
+from speakup.db import utcnow
+from speakup.errors import ValidationError
+from speakup.extensions import db
+from speakup.organisations.models import Organisation
+from speakup.stats.catalogue import SPECS
+from speakup.stats.disclosure import bounds_for
+from speakup.stats.facts import elements_mask, emit_fact
+from speakup.stats.likelihood import relative_likelihood
+from speakup.stats.models import Fact, FactInbox, Release, ReleaseTable, Workforce
+from speakup.stats.national_return import CURRENT_VERSION, build_return, load_mapping
+from speakup.stats.periods import Quarter, quarter_of
+from speakup.stats.release import Geography, build_cells, release_period
+from speakup.stats.vocab import PAY_BANDS, STAFF_GROUPS
+
+K = 8
+HALF = 2
+YEAR = 2024  # financial year 2024/25: every quarter of it is long over
+Q1, Q2, Q3, Q4 = (Quarter(YEAR, n) for n in (1, 2, 3, 4))
+WHITE, BME = "white_british", "black_african"
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def orgs(make_org: Callable[..., Organisation]) -> list[Organisation]:
+    return [make_org(code) for code in ("ORGA", "ORGB", "ORGC")]
+
+
+@pytest.fixture
+def cli(app: Flask) -> Callable[..., Any]:
+    runner = app.test_cli_runner()
+
+    def invoke(*args: str) -> Any:
+        result = runner.invoke(args=list(args))
+        # A real command runs in its own app context, whose teardown rolls back whatever a
+        # failed command left uncommitted; here the test's context is shared, so do the same.
+        db.session.rollback()
+        return result
+
+    return invoke
+
+
+def add(period: Quarter, org: Organisation, n: int, kind: str = "submitted", **fields: Any) -> None:
+    """``n`` identical facts, as the shuffle job writes them."""
+    if n:
+        db.session.execute(
+            insert(Fact),
+            [
+                {
+                    "id": secrets.token_hex(16),
+                    "kind": kind,
+                    "period": period.key,
+                    "organisation_id": org.id,
+                    "system_id": org.system_id,
+                    **fields,
+                }
+                for _ in range(n)
+            ],
+        )
+
+
+STAFF = [code for code, _ in STAFF_GROUPS] + [None]
+PAY = [code for code, _ in PAY_BANDS] + [None]
+#: one Census code per high-level group, and "not stated"
+ETHNICITIES = ["white_british", "black_african", "asian_indian", "mixed_other", "other_arab", None]
+ROUTES = ["organisation", "pool", "panel"]
+MODES = ["anonymous", "confidential", "open"]
+
+
+def rich(period: Quarter, org: Organisation, n: int, **fixed: Any) -> None:
+    """``n`` concerns spread over every route, way of speaking up, staff group, pay band and
+    ethnic group (except the fields given), as real concerns would be."""
+    for i in range(n):
+        fields = {
+            "route": ROUTES[i % 3],
+            "disclosure_mode": MODES[(i // 3) % 3],
+            "staff_group": STAFF[i % len(STAFF)],
+            "pay_band": PAY[(i // len(STAFF)) % len(PAY)],
+            "ethnicity": ETHNICITIES[i % len(ETHNICITIES)],
+        }
+        add(period, org, 1, **(fields | fixed))
+
+
+def release(quarter: Quarter, app: Flask) -> Release:
+    made = release_period(quarter, app.config, utcnow())
+    db.session.commit()
+    return made
+
+
+def tables(made: Release) -> dict[tuple[str, int, str], ReleaseTable]:
+    return {(t.scope_kind, t.scope_id, t.table_key): t for t in made.tables}
+
+
+def snapshot() -> dict[tuple, tuple]:
+    rows = db.session.scalars(select(ReleaseTable)).all()
+    return {(t.release_id, t.scope_kind, t.scope_id, t.table_key): (t.payload, t.svg) for t in rows}
+
+
+def count(model: type) -> int:
+    return db.session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def cell(payload: dict, coord: str) -> dict:
+    return payload["cells"][coord]
+
+
+# --- when a release may happen, and that it happens once ------------------------------------
+
+
+def test_an_unfinished_quarter_is_refused(app: Flask, orgs: list[Organisation]) -> None:
+    lag = int(app.config["STATS_RELEASE_LAG_DAYS"])
+    add(Q2, orgs[0], 30)
+    db.session.commit()
+    just_before = Q2.end + timedelta(days=lag) - timedelta(seconds=1)
+    with pytest.raises(ValidationError, match=f"cannot be released until {lag} days after"):
+        release_period(Q2, app.config, just_before)
+    db.session.rollback()
+    current = quarter_of(utcnow())
+    with pytest.raises(ValidationError, match="cannot be released"):
+        release_period(current, app.config, utcnow())
+    db.session.rollback()
+    assert count(Release) == count(ReleaseTable) == 0
+    # At end + lag exactly, it may.
+    made = release_period(Q2, app.config, Q2.end + timedelta(days=lag))
+    assert made.period == Q2.key
+
+
+def test_a_release_is_frozen_and_never_recomputed(app: Flask, orgs: list[Organisation]) -> None:
+    a, b, c = orgs
+    rich(Q1, a, 132)
+    rich(Q1, b, 66)
+    rich(Q1, c, 99)
+    db.session.commit()
+    made = release(Q1, app)
+    assert (made.period, made.k) == (Q1.key, K)
+    first = snapshot()
+    published = tables(made)
+    total = {o.code: published[("organisation", o.id, "submitted_total")].payload for o in orgs}
+    assert [total[code]["total"] for code in ("ORGA", "ORGB", "ORGC")] == [
+        {"status": "published", "value": 130},
+        {"status": "published", "value": 65},
+        {"status": "published", "value": 100},
+    ]
+
+    # Later facts for the same quarter (a late shuffle, say) change nothing published.
+    rich(Q1, c, 50)
+    db.session.commit()
+    with pytest.raises(ValidationError, match="already released"):
+        release_period(Q1, app.config, utcnow())
+    db.session.rollback()
+    with pytest.raises(ValidationError, match="already released"):
+        release_period(Q1, app.config, utcnow(), force=True)
+    db.session.rollback()
+    assert snapshot() == first
+    assert count(Release) == 1
+
+
+def test_rates_only_over_a_published_denominator_of_at_least_20(
+    app: Flask, orgs: list[Organisation]
+) -> None:
+    a, b, c = orgs
+    rich(Q1, a, 33, disclosure_mode="anonymous")  # 33 of 99
+    rich(Q1, a, 33, disclosure_mode="confidential")
+    rich(Q1, a, 33, disclosure_mode="open")
+    rich(Q1, b, 9, disclosure_mode="anonymous")  # 9 of 17: too few to give a share of
+    rich(Q1, b, 8, disclosure_mode="open")
+    rich(Q1, c, 2, disclosure_mode="anonymous")  # 2 of 99: fewer than k
+    rich(Q1, c, 48, disclosure_mode="confidential")
+    rich(Q1, c, 49, disclosure_mode="open")
+    db.session.commit()
+    published = tables(release(Q1, app))
+
+    region = published[("region", orgs[0].system.region_id, "by_disclosure")].payload
+    assert region["total"] == {"status": "published", "value": 215}
+    assert cell(region, "anonymous") == {"status": "published", "value": 45}
+    assert region["rate"] == {"label": "Share raised anonymously", "value": 21, "reason": ""}
+    by_disclosure = {
+        o.code: published[("organisation", o.id, "by_disclosure")].payload for o in orgs
+    }
+    # B: 17 concerns — published (if at all) as 15, below 20: no share.
+    assert by_disclosure["ORGB"]["rate"]["value"] is None
+    assert by_disclosure["ORGB"]["rate"]["reason"] == "denominator"
+    # C: 100 concerns but "fewer than 8" anonymous: no share.
+    assert by_disclosure["ORGC"]["total"] == {"status": "published", "value": 100}
+    assert cell(by_disclosure["ORGC"], "anonymous")["status"] != "published"
+    assert by_disclosure["ORGC"]["rate"]["value"] is None
+    assert by_disclosure["ORGC"]["rate"]["reason"] == "numerator"
+
+    # And for every table of every scope: a rate only from published figures, total ≥ 20.
+    checked = 0
+    for (_, _, key), table in published.items():
+        payload = table.payload
+        rate = payload.get("rate")
+        if key == "ethnicity_year" or rate is None:
+            continue
+        numerator = cell(payload, SPECS[key].rate[0])
+        total = payload["total"]
+        if rate["value"] is None:
+            assert (
+                total["status"] != "published"
+                or total["value"] < 20
+                or numerator["status"] != "published"
+            )
+            continue
+        checked += 1
+        assert total["status"] == numerator["status"] == "published"
+        assert total["value"] >= 20
+        assert rate["value"] == round(100 * numerator["value"] / total["value"])
+    assert checked >= 2  # organisation A and the system/region at least
+
+
+def test_totals_are_published_when_nobody_answers_about_you(
+    app: Flask, orgs: list[Organisation]
+) -> None:
+    """The "about you" questions are optional. In a quarter when nobody answers them, every
+    staff-group, pay-band and ethnicity count is "not stated": those cells must be withheld
+    (or the zeros beside them could be subtracted out), but nothing requires hiding the
+    totals or the route and disclosure tables. Three organisations of 45 concerns, evenly
+    spread over the routes and ways of speaking up, must not publish nothing at all."""
+    for org in orgs:
+        rich(Q1, org, 45, staff_group=None, pay_band=None, ethnicity=None)
+    db.session.commit()
+    published = tables(release(Q1, app))
+    totals = {
+        (kind, scope_id): table.payload["total"]
+        for (kind, scope_id, key), table in published.items()
+        if key == "submitted_total"
+    }
+    assert totals == {
+        ("region", orgs[0].system.region_id): {"status": "published", "value": 135},
+        ("system", orgs[0].system_id): {"status": "published", "value": 135},
+        **{("organisation", o.id): {"status": "published", "value": 45} for o in orgs},
+    }
+    for org in orgs:
+        payload = published[("organisation", org.id, "by_disclosure")].payload
+        assert [cell(payload, m) for m in MODES] == [{"status": "published", "value": 15}] * 3
+
+
+# --- the financial year and relative likelihood --------------------------------------------
+
+
+def workforce_csv(rows: list[tuple[str, int, int, int]]) -> bytes:
+    lines = ["organisation_code,year,white,bme,not_stated"]
+    lines += [f"{code},{YEAR},{white},{bme},10" for code, white, bme, _ in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_q4_adds_the_year_table_with_relative_likelihood(
+    app: Flask, orgs: list[Organisation], cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    a, b, c = orgs
+    for quarter in (Q1, Q2, Q3, Q4):
+        rich(quarter, a, 30, ethnicity=WHITE)
+        rich(quarter, a, 25, ethnicity=BME)
+        rich(quarter, a, 9, ethnicity=None)
+        rich(quarter, b, 30, ethnicity=WHITE)
+        rich(quarter, b, 1, ethnicity=BME)  # organisation B: too few to show
+        rich(quarter, b, 3, ethnicity=None)
+        rich(quarter, c, 20, ethnicity=WHITE)
+        rich(quarter, c, 20, ethnicity=BME)
+        rich(quarter, c, 3, ethnicity=None)
+    db.session.commit()
+    path = tmp_path / "workforce.csv"
+    path.write_bytes(workforce_csv([("ORGA", 3000, 1000, 0), ("ORGB", 2000, 500, 0)]))
+    result = cli("stats", "import-workforce", str(path))
+    assert result.exit_code == 0, result.output
+
+    earlier = [release(q, app) for q in (Q1, Q2, Q3)]
+    for made in earlier:
+        assert not [t for t in made.tables if t.table_key == "ethnicity_year"]
+    q4 = tables(release(Q4, app))
+    years = {
+        scope_id: t.payload
+        for (kind, scope_id, key), t in q4.items()
+        if key == "ethnicity_year" and kind == "organisation"
+    }
+    assert len([k for k in q4 if k[2] == "ethnicity_year"]) == 5  # region, system, 3 orgs
+
+    # Organisation A: 4 × 25 BME and 4 × 30 White concerns, 1000 and 3000 staff.
+    year_a = years[a.id]
+    assert year_a["year"] == YEAR
+    assert year_a["headcounts"] == {"white": 3000, "bme": 1000}
+    assert cell(year_a, "bme") == {"status": "published", "value": 100}
+    assert cell(year_a, "white") == {"status": "published", "value": 120}
+    likelihood = year_a["likelihood"]
+    assert likelihood == relative_likelihood(year_a["cells"], year_a["headcounts"])
+    assert likelihood["value"] == 2.5  # (100 / 1000) / (120 / 3000)
+    assert likelihood["band"] == "above"
+    assert likelihood["ci_low"] < 2.5 < likelihood["ci_high"]
+
+    # Organisation B: 4 BME concerns in the year — suppressed, and the likelihood with it.
+    year_b = years[b.id]
+    assert cell(year_b, "bme")["status"] != "published"
+    assert year_b["likelihood"] == {"value": None, "reason": "suppressed"}
+    # Organisation C has no workforce figures; nor, therefore, have the system and region.
+    assert years[c.id]["likelihood"] == {"value": None, "reason": "workforce"}
+    assert years[c.id]["headcounts"] is None
+    for (kind, _, key), table in q4.items():
+        if key == "ethnicity_year" and kind != "organisation":
+            assert table.payload["likelihood"]["reason"] == "workforce"
+
+    # The year table is tied to the quarters: each published year figure is consistent with
+    # what the four quarters published for the same scope and group.
+    quarterly = [tables(made) for made in earlier] + [q4]
+    compared = 0
+    for (kind, scope_id, key), table in q4.items():
+        if key != "ethnicity_year":
+            continue
+        for group in ("white", "bme", "not_stated"):
+            year_cell = cell(table.payload, group)
+            parts = [cell(q[(kind, scope_id, "by_ethnicity")].payload, group) for q in quarterly]
+            if year_cell["status"] != "published" or any(p["status"] != "published" for p in parts):
+                continue
+            compared += 1
+            low = sum(p["value"] - HALF for p in parts)
+            high = sum(p["value"] + HALF for p in parts)
+            assert low - HALF <= year_cell["value"] <= high + HALF, (kind, scope_id, group)
+    assert compared >= 3
+
+
+def test_no_likelihood_anywhere_without_workforce_figures(
+    app: Flask, orgs: list[Organisation]
+) -> None:
+    for quarter in (Q1, Q2, Q3, Q4):
+        for org in orgs:
+            rich(quarter, org, 30, ethnicity=WHITE)
+            rich(quarter, org, 30, ethnicity=BME)
+            rich(quarter, org, 4, ethnicity=None)
+    db.session.commit()
+    for quarter in (Q1, Q2, Q3, Q4):
+        made = release(quarter, app)
+    years = [t.payload for t in made.tables if t.table_key == "ethnicity_year"]
+    assert len(years) == 5
+    for payload in years:
+        assert payload["headcounts"] is None
+        assert payload["likelihood"] == {"value": None, "reason": "workforce"}
+    # The counts themselves are published all the same.
+    assert [cell(p, "bme")["status"] for p in years] == ["published"] * 5
+
+
+# --- what the public can work out from every release -----------------------------------------
+
+SUBMITTED_TABLES = {key for key, spec in SPECS.items() if spec.family == "submitted"}
+
+
+def public_knowledge(releases: list[Release], *, labels: bool = False) -> tuple[dict, list]:
+    """Bounds for every published cell of the "submitted" tables of ``releases`` and of the
+    year table, and every relation between them that anyone can know: each quarter's
+    relations (the release's own structure, from ``build_cells``) and the year table's, which
+    this test writes out itself: year = Q1 + Q2 + Q3 + Q4, and organisations add up to their
+    system and region."""
+    bounds: dict[tuple, tuple[float, float]] = {}
+    relations: list[tuple[tuple, tuple]] = []
+    geo = Geography()
+    scopes = (
+        [("region", r.id) for r in geo.regions]
+        + [("system", s.id) for s in geo.systems]
+        + [("organisation", o.id) for o in geo.orgs]
+    )
+    for made in releases:
+        for table in made.tables:
+            if table.table_key not in SUBMITTED_TABLES | {"ethnicity_year"}:
+                continue
+            for coord, value in table.payload["cells"].items():
+                key = (
+                    made.period,
+                    table.scope_kind,
+                    table.scope_id,
+                    table.table_key,
+                    tuple(coord.split("|")) if coord else (),
+                )
+                if value["status"] == "published":
+                    bounds[key] = (max(K, value["value"] - HALF), value["value"] + HALF)
+                elif labels and value["status"] == "primary":
+                    bounds[key] = (0.0, K - 1.0)  # shown as "fewer than k"
+                elif labels and value["status"] == "complementary":
+                    bounds[key] = (float(K), math.inf)  # "withheld": not fewer than k
+                else:
+                    bounds[key] = (0.0, math.inf)
+        quarter = Quarter(int(made.period[2:6]), int(made.period[-1]))
+        _, constraints = build_cells(made.period, geo, {})
+        relations += [
+            (c.total, tuple(c.members)) for c in constraints if c.total[3] in SUBMITTED_TABLES
+        ]
+        if quarter.number == 4:
+            for kind, scope_id in scopes:
+                for group in ("white", "bme", "not_stated"):
+                    relations.append(
+                        (
+                            (made.period, kind, scope_id, "ethnicity_year", (group,)),
+                            tuple(
+                                (q.key, kind, scope_id, "by_ethnicity", (group,))
+                                for q in quarter.year_quarters()
+                            ),
+                        )
+                    )
+            children = {
+                ("region", r.id): [("system", s.id) for s in geo.systems] for r in geo.regions
+            }
+            children |= {
+                ("system", s.id): [("organisation", o.id) for o in geo.orgs if o.system_id == s.id]
+                for s in geo.systems
+            }
+            for (kind, scope_id), kids in children.items():
+                for group in ("white", "bme", "not_stated"):
+                    relations.append(
+                        (
+                            (made.period, kind, scope_id, "ethnicity_year", (group,)),
+                            tuple((made.period, k, i, "ethnicity_year", (group,)) for k, i in kids),
+                        )
+                    )
+    for total, members in relations:
+        for key in (total, *members):
+            bounds.setdefault(key, (0.0, math.inf))  # a quarter not released: unknown
+    return bounds, relations
+
+
+def narrowest_suppressed(bounds: dict, relations: list) -> list[tuple[tuple, float, float]]:
+    """For every suppressed cell, the range an LP over the public knowledge allows, when it
+    holds fewer than k integers."""
+    cells = list(bounds)
+    index = {key: i for i, key in enumerate(cells)}
+    rows, cols, vals = [], [], []
+    for r, (total, members) in enumerate(relations):
+        rows.append(r)
+        cols.append(index[total])
+        vals.append(1.0)
+        for member in members:
+            rows.append(r)
+            cols.append(index[member])
+            vals.append(-1.0)
+    a_eq = coo_matrix((vals, (rows, cols)), shape=(len(relations), len(cells))).tocsr()
+    b_eq = np.zeros(len(relations))
+    lp_bounds = [(lo, None if math.isinf(hi) else hi) for lo, hi in bounds.values()]
+    hidden = [
+        key for key, (lo, hi) in bounds.items() if math.isinf(hi) or (lo, hi) == (0.0, K - 1.0)
+    ]
+    # Witnesses first: a few LPs with random weights on all hidden cells at once give
+    # feasible solutions; a cell they already show taking k different values is safe.
+    capped = [(lo, 10**6 if hi is None else hi) for lo, hi in lp_bounds]
+    seen: dict[tuple, list[float]] = {key: [] for key in hidden}
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        weights = np.zeros(len(cells))
+        for key in hidden:
+            weights[index[key]] = rng.uniform(0.5, 1.5)
+        for sign in (1.0, -1.0):
+            solution = linprog(sign * weights, A_eq=a_eq, b_eq=b_eq, bounds=capped, method="highs")
+            assert solution.status == 0, solution.message
+            for key in hidden:
+                seen[key].append(float(solution.x[index[key]]))
+    narrow = []
+    for key in hidden:
+        if math.floor(max(seen[key]) + 1e-7) - math.ceil(min(seen[key]) - 1e-7) + 1 >= K:
+            continue
+        objective = np.zeros(len(cells))
+        objective[index[key]] = 1.0
+        low = linprog(objective, A_eq=a_eq, b_eq=b_eq, bounds=lp_bounds, method="highs")
+        high = linprog(-objective, A_eq=a_eq, b_eq=b_eq, bounds=lp_bounds, method="highs")
+        assert low.status == 0 and high.status in (0, 3)
+        if high.status == 3:
+            continue
+        lo, top = low.fun, -high.fun
+        if math.floor(top + 1e-7) - math.ceil(lo - 1e-7) + 1 < K:
+            narrow.append((key, lo, top))
+    return narrow
+
+
+#: Concerns by ethnicity (white, BME, not stated) in the first organisation, quarter by
+#: quarter: the pattern that, in the pure tests, lets the year table give Q1 away when the Q4
+#: audit does not know the quarters' own relations.
+YEAR_A = [(0, 14, 7), (33, 7, 2), (10, 12, 11), (0, 6, 11)]
+
+
+@pytest.mark.parametrize(
+    ("organisations", "order"),
+    [(1, "in_order"), (3, "in_order"), (3, "q4_first")],
+    ids=["one-organisation", "three-organisations", "q4-released-first"],
+)
+def test_no_suppressed_cell_can_be_worked_out_across_the_year(
+    app: Flask, make_org: Callable[..., Organisation], organisations: int, order: str
+) -> None:
+    """Everything the four releases of a year publish about concerns raised — every
+    quarter's tables and the year table — cannot narrow any hidden count below k."""
+    first, *others = [make_org(f"YR{i}") for i in range(organisations)]
+    for quarter, (white, bme, not_stated) in zip((Q1, Q2, Q3, Q4), YEAR_A, strict=True):
+        rich(quarter, first, white, ethnicity=WHITE)
+        rich(quarter, first, bme, ethnicity=BME)
+        rich(quarter, first, not_stated, ethnicity=None)
+        for org in others:
+            rich(quarter, org, 30, ethnicity=WHITE)
+            rich(quarter, org, 20, ethnicity=BME)
+    db.session.commit()
+    sequence = (Q1, Q2, Q3, Q4) if order == "in_order" else (Q4, Q1, Q2, Q3)
+    releases = [release(q, app) for q in sequence]
+    bounds, relations = public_knowledge(releases)
+    assert narrowest_suppressed(bounds, relations) == []
+
+
+def test_the_q4_audit_knows_every_relation_the_earlier_quarters_were_published_with(
+    app: Flask, orgs: list[Organisation], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The year table ties Q4 to Q1–Q3, so the Q4 audit must see what the public knows of
+    Q1–Q3: not only each earlier cell's published bounds, but the relations between those
+    cells (tables add up to totals, organisations to their system). Without the relations a
+    hidden Q1 count can be pinned (see test_the_year_audit_needs_the_earlier_quarters_relations
+    in the pure tests)."""
+    for quarter in (Q1, Q2, Q3, Q4):
+        for org, n in zip(orgs, (40, 30, 20), strict=True):
+            rich(quarter, org, n)
+    db.session.commit()
+    earlier = {q.key: release(q, app) for q in (Q1, Q2, Q3)}
+
+    import speakup.stats.release as release_module
+
+    seen: dict[str, Any] = {}
+    real_control = release_module.control
+
+    def recording_control(values: dict, constraints: list, **kwargs: Any) -> Any:
+        seen["constraints"] = {(c.total, tuple(c.members)) for c in constraints}
+        seen["fixed"] = dict(kwargs.get("fixed") or {})
+        return real_control(values, constraints, **kwargs)
+
+    monkeypatch.setattr(release_module, "control", recording_control)
+    release(Q4, app)
+    geo = Geography()
+    for period, made in earlier.items():
+        _, relations = build_cells(period, geo, {})
+        missing = [c for c in relations if (c.total, tuple(c.members)) not in seen["constraints"]]
+        assert not missing, (
+            f"the Q4 audit was not told {len(missing)} of {len(relations)} relations of "
+            f"{period}, e.g. {missing[0].total} = sum of {len(missing[0].members)} cells"
+        )
+        for table in made.tables:
+            for coord, value in table.payload["cells"].items():
+                key = (period, table.scope_kind, table.scope_id, table.table_key,
+                       tuple(coord.split("|")) if coord else ())  # fmt: skip
+                expected = bounds_for(value["status"], value["value"], made.k, 5)
+                assert seen["fixed"].get(key) == expected, key
+
+
+def test_the_two_suppression_labels_give_nothing_away(app: Flask, orgs: list[Organisation]) -> None:
+    """The dashboard and its CSV show "fewer than k" for a primary cell — so it is at most
+    k-1 — and "withheld" for a complementary one — so it is at least k, or it would have been
+    primary — and promise that "no hidden figure can be narrowed down to fewer than k
+    possibilities from everything published". The audit treats both as merely ``>= 0``.
+    Read with their labels, the published tables must still leave every hidden count k
+    possibilities: a "fewer than k" cell every value from 0 to k-1.
+
+    (The smallest example: 11 concerns, 3 and 8, are published as total 10, "fewer than 8"
+    and "withheld"; the withheld cell is then 8 to 12 — as precise as publishing it.)"""
+    a, b, c = orgs
+    rich(Q1, a, 132)
+    rich(Q1, b, 17)
+    rich(Q1, c, 132)
+    db.session.commit()
+    made = release(Q1, app)
+    statuses = {cell["status"] for table in made.tables for cell in table.payload["cells"].values()}
+    assert {"primary", "complementary"} <= statuses  # both kinds of hiding occur here
+    with app.test_request_context():
+        from speakup.stats.views import _cell_text
+
+        shown = {
+            _cell_text(cell, made.k)
+            for table in made.tables
+            for cell in table.payload["cells"].values()
+            if cell["status"] != "published"
+        }
+    # One wording for both, so the labels add nothing to what the audit already assumes.
+    assert shown == {f"fewer than {made.k} or withheld"}
+    bounds, relations = public_knowledge([made], labels=False)
+    assert narrowest_suppressed(bounds, relations) == []
+
+
+# --- the commands ----------------------------------------------------------------------------
+
+
+def test_jobs_facts_moves_a_batch_or_waits(
+    app: Flask, orgs: list[Organisation], cli: Callable[..., Any]
+) -> None:
+    for _ in range(3):
+        emit_fact("submitted", orgs[0], utcnow(), route="organisation")
+    db.session.commit()
+    result = cli("jobs", "facts")
+    assert result.exit_code == 0, result.output
+    assert "facts: 3 waiting, below the batch size; nothing moved" in result.output
+    assert (count(FactInbox), count(Fact)) == (3, 0)
+    result = cli("jobs", "facts", "--flush")
+    assert result.exit_code == 0, result.output
+    assert "facts: moved 3 fact(s) in one shuffled batch" in result.output
+    assert (count(FactInbox), count(Fact)) == (0, 3)
+    batch = int(app.config["STATS_FACTS_MIN_BATCH"])
+    for _ in range(batch):
+        emit_fact("detriment", orgs[1], utcnow())
+    db.session.commit()
+    result = cli("jobs", "facts")
+    assert f"facts: moved {batch} fact(s)" in result.output
+    assert (count(FactInbox), count(Fact)) == (0, 3 + batch)
+
+
+def test_jobs_release(app: Flask, orgs: list[Organisation], cli: Callable[..., Any]) -> None:
+    add(Q1, orgs[0], 25, route="organisation")
+    db.session.commit()
+    result = cli("jobs", "release", "--period", Q1.key)
+    assert result.exit_code == 0, result.output
+    assert f"release: {Q1.label}: counting, suppressing and auditing" in result.output
+    assert f"release: {Q1.label} published (" in result.output
+    made = db.session.scalars(select(Release)).one()
+    assert made.period == Q1.key and made.audited_cells > 0
+    first = snapshot()
+
+    add(Q1, orgs[1], 25, route="organisation")
+    db.session.commit()
+    result = cli("jobs", "release", "--period", Q1.key.lower())
+    assert result.exit_code == 0, result.output
+    assert f"release: {Q1.label} is already released" in result.output
+    assert snapshot() == first
+
+    current = quarter_of(utcnow())
+    result = cli("jobs", "release", "--period", current.key)
+    assert result.exit_code == 1
+    assert "cannot be released until" in result.output
+    result = cli("jobs", "release", "--period", "FY2024Q9")
+    assert result.exit_code != 0
+    assert "is not a quarter like" in result.output
+    assert count(Release) == 1
+
+
+# --- workforce import --------------------------------------------------------------------------
+
+GOOD = b"organisation_code,year,white,bme,not_stated\nORGA,2024,3000,1000,25\nORGB,2024,2000,500,\n"
+
+
+def workforce_rows() -> list[tuple]:
+    return sorted(
+        db.session.execute(
+            select(
+                Workforce.organisation_id,
+                Workforce.year,
+                Workforce.white,
+                Workforce.bme,
+                Workforce.not_stated,
+            )
+        ).all()
+    )
+
+
+def test_import_workforce_creates_then_updates(
+    app: Flask, orgs: list[Organisation], cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    a, b, _ = orgs
+    path = tmp_path / "workforce.csv"
+    path.write_bytes(GOOD)
+    result = cli("stats", "import-workforce", str(path))
+    assert result.exit_code == 0, result.output
+    assert "workforce: 2 row(s) added, 0 updated" in result.output
+    assert workforce_rows() == [(a.id, 2024, 3000, 1000, 25), (b.id, 2024, 2000, 500, 0)]
+
+    path.write_bytes(
+        "\ufefforganisation_code, year ,white,bme,not_stated\r\n"
+        'ORGA,2024,"3,100",1050,30\r\nORGB,2024,2100,520,5\r\nORGC,2025,10,5,0\r\n'.encode()
+    )
+    result = cli("stats", "import-workforce", str(path))
+    assert result.exit_code == 0, result.output
+    assert "workforce: 1 row(s) added, 2 updated" in result.output
+    c = orgs[2]
+    assert workforce_rows() == [
+        (a.id, 2024, 3100, 1050, 30),
+        (b.id, 2024, 2100, 520, 5),
+        (c.id, 2025, 10, 5, 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "problems"),
+    [
+        (
+            b"organisation_code,year,white,bme\nORGA,2024,lots,1000\nORGB,2024,2000,-5\n",
+            [
+                "line 2: white must be a whole number, not 'lots'",
+                "line 3: bme must be a whole number",
+            ],
+        ),
+        (
+            b"organisation_code,year,white,bme\nNOPE,2024,1,1\nORGA,2024,1,1\n",
+            ["line 2: unknown organisation code 'NOPE'"],
+        ),
+        (
+            b"organisation_code,year,white\nORGA,2024,1\n",
+            ["missing column(s): bme"],
+        ),
+        (
+            b"organisation_code,year,white,bme\nORGA,2024,1,1\nORGA,2024,2,2\n",
+            ["line 3: ORGA 2024 appears twice"],
+        ),
+        (
+            "organisation_code,year,white,bme\nORGA,2024,1,1\nÉCOLE,2024,1,1\n".encode("latin-1"),
+            ["not UTF-8"],
+        ),
+        (
+            b"organisation_code,year,white,bme\nORGA,1850,1,1\n",
+            ["line 2: year 1850 is out of range"],
+        ),
+        (b"organisation_code,year,white,bme\n", ["the file has no rows"]),
+        (b"", ["missing column(s): organisation_code, year, white, bme"]),
+        (
+            # every problem at once, each listed
+            b"organisation_code,year,white,bme\n"
+            b"ORGA,2024,1x,1\nNOPE,2024,1,1\nORGB,20z4,1,1\nORGC,2024,1,1\nORGC,2024,1,1\n",
+            [
+                "line 2: white must be a whole number, not '1x'",
+                "line 3: unknown organisation code 'NOPE'",
+                "line 4: year must be a whole number, not '20z4'",
+                "line 6: ORGC 2024 appears twice",
+            ],
+        ),
+    ],
+)
+def test_a_malformed_workforce_file_changes_nothing(
+    app: Flask,
+    orgs: list[Organisation],
+    cli: Callable[..., Any],
+    tmp_path: Path,
+    content: bytes,
+    problems: list[str],
+) -> None:
+    path = tmp_path / "good.csv"
+    path.write_bytes(GOOD)
+    assert cli("stats", "import-workforce", str(path)).exit_code == 0
+    db.session.commit()
+    before = workforce_rows()
+    path = tmp_path / "bad.csv"
+    # A good row for an existing organisation too: it must not be applied on its own.
+    path.write_bytes(content)
+    result = cli("stats", "import-workforce", str(path))
+    assert result.exit_code == 1, result.output
+    assert "The workforce file was not imported. Nothing was changed." in result.output
+    for problem in problems:
+        assert problem in result.output, result.output
+    listed = [line for line in result.output.splitlines() if line.startswith("  - ")]
+    assert len(listed) == len(problems), result.output
+    db.session.expire_all()
+    assert workforce_rows() == before
+
+
+# --- national return -------------------------------------------------------------------------
+
+
+def test_national_return_counts_the_facts(
+    app: Flask, orgs: list[Organisation], cli: Callable[..., Any]
+) -> None:
+    a, b, _ = orgs
+    add(Q2, a, 7, disclosure_mode="anonymous", staff_group="nursing_midwifery")
+    add(Q2, a, 4, disclosure_mode="open", staff_group="medical_dental")
+    add(Q2, a, 2, disclosure_mode="confidential", staff_group="other")
+    add(Q2, a, 3, disclosure_mode="confidential")  # staff group not given
+    add(Q2, a, 5, kind="triaged", elements_mask=elements_mask(["patient_safety_quality"]))
+    add(Q2, a, 3, kind="triaged", elements_mask=elements_mask(["bullying_harassment", "detriment"]))
+    add(Q2, a, 1, kind="triaged", elements_mask=0)
+    add(Q2, a, 6, kind="speak_up_again", answer="yes")
+    add(Q2, a, 1, kind="speak_up_again", answer="dont_know")
+    add(Q2, a, 2, kind="closed", outcome="closed")
+    # Not organisation A's quarter: another organisation, another quarter.
+    add(Q2, b, 9, disclosure_mode="anonymous", staff_group="nursing_midwifery")
+    add(Q1, a, 9, disclosure_mode="anonymous", staff_group="nursing_midwifery")
+    add(Q3, a, 4, kind="triaged", elements_mask=elements_mask(["patient_safety_quality"]))
+    db.session.commit()
+
+    values = {line.name: line.value for line in build_return(a.id, Q2.key)}
+    expected = dict.fromkeys((f["name"] for f in load_mapping()["fields"]), 0)
+    expected |= {
+        "total_cases": 16,
+        "anonymous_cases": 7,
+        "element_patient_safety_quality": 5,
+        "element_bullying_harassment": 3,
+        "element_detriment": 3,
+        "group_nursing_midwifery": 7,
+        "group_medical_dental": 4,
+        "group_other_or_not_known": 5,
+        "speak_up_again_yes": 6,
+        "speak_up_again_dont_know": 1,
+    }
+    assert values == expected
+
+    result = cli("stats", "national-return", "ORGA", "--period", Q2.key)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [r["field"] for r in rows] == list(expected)
+    assert {r["mapping_version"] for r in rows} == {CURRENT_VERSION} == {"2025-26"}
+    assert {r["organisation_code"] for r in rows} == {"ORGA"}
+    assert {r["period"] for r in rows} == {Q2.key}
+    assert {r["field"]: int(r["value"]) for r in rows} == expected
+
+    result = cli("stats", "national-return", "NOPE", "--period", Q2.key)
+    assert result.exit_code != 0
+    result = cli("stats", "national-return", "ORGA", "--period", "2024Q2")
+    assert result.exit_code != 0 and "is not a quarter like" in result.output
