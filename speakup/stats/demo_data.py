@@ -111,7 +111,7 @@ def load_demo_statistics(
     now: datetime, config: Mapping[str, Any], quarters: int = 4, seed: int = 2026
 ) -> list[str]:
     """Facts, workforce and a release for each of the last ``quarters`` due quarters."""
-    rng = random.Random(seed)  # noqa: S311  (made-up demo figures, not security)
+    rng = random.Random(seed)  # noqa: S311  # nosec B311 (made-up demo figures, not security)
     orgs = list(db.session.scalars(select(Organisation).order_by(Organisation.id)))
     latest = latest_releasable(now, int(config["STATS_RELEASE_LAG_DAYS"]))
     wanted = [latest]
