@@ -93,6 +93,56 @@ def org_recovery_key(code: str, out_path: str, replace: bool) -> None:
     click.echo("Move it to offline storage for the recovery custodian; the server keeps no copy.")
 
 
+@org_cli.command("settings")
+@click.argument("code")
+@click.option(
+    "--ack-working-days", type=click.IntRange(1, 30), help="Acknowledge within (working days)"
+)
+@click.option("--ack-ceiling-days", type=click.IntRange(1, 60), help="Hard ceiling (calendar days)")
+@click.option("--feedback-days", type=click.IntRange(1, 365), help="Feedback within (days)")
+@click.option("--update-days", type=click.IntRange(1, 90), help="Updates at least every (days)")
+@click.option("--retention-months", type=click.IntRange(1, 120), help="Keep after monitoring ends")
+@click.option("--default", "reset", is_flag=True, help="Go back to the configured defaults")
+def org_settings(
+    code: str,
+    ack_working_days: int | None,
+    ack_ceiling_days: int | None,
+    feedback_days: int | None,
+    update_days: int | None,
+    retention_months: int | None,
+    reset: bool,
+) -> None:
+    """Show or change an organisation's service levels and retention. New deadlines apply
+    to cases from now on; a new retention period also re-dates finished cases' purge."""
+    from speakup.organisations.services import find_organisation, update_service_levels
+
+    try:
+        org = find_organisation(code)
+        changed = update_service_levels(
+            org,
+            reset=reset,
+            acknowledge_working_days=ack_working_days,
+            acknowledge_ceiling_days=ack_ceiling_days,
+            feedback_days=feedback_days,
+            update_days=update_days,
+            retention_months=retention_months,
+            config=current_app.config,
+        )
+    except SpeakupError as exc:
+        _fail(exc.message)
+    db.session.commit()
+    from speakup.cases.policy import policy_for
+
+    policy = policy_for(org, current_app.config)
+    click.echo(
+        f"{org.code}: acknowledge within {policy.acknowledge_working_days} working days "
+        f"(ceiling {policy.acknowledge_ceiling_days} days), feedback within "
+        f"{policy.feedback_days} days, updates every {policy.update_days} days, kept "
+        f"{policy.retention_months} months after monitoring"
+        + (f"; {changed} finished case(s) re-dated" if changed else "")
+    )
+
+
 @user_cli.command("create")
 @click.option("--email", required=True)
 @click.option("--name", "display_name", required=True)

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -111,3 +112,40 @@ def find_scope(text: str) -> tuple[str, int]:
     if row is None:
         raise ValidationError(f"No {kind} has the code {code!r}.")
     return kind, row.id
+
+
+def update_service_levels(
+    org: Organisation,
+    *,
+    reset: bool = False,
+    config: Any,
+    **settings: int | None,
+) -> int:
+    """Set (or, with ``reset``, clear) an organisation's own service levels. A new retention
+    period re-dates the purge of its finished cases; returns how many were re-dated."""
+    from speakup.cases.models import Case
+    from speakup.cases.policy import policy_for, purge_date
+
+    columns = {
+        "acknowledge_working_days": "sla_acknowledge_working_days",
+        "acknowledge_ceiling_days": "sla_acknowledge_ceiling_days",
+        "feedback_days": "sla_feedback_days",
+        "update_days": "sla_update_days",
+        "retention_months": "retention_months",
+    }
+    for name, column in columns.items():
+        if reset:
+            setattr(org, column, None)
+        elif settings.get(name) is not None:
+            setattr(org, column, settings[name])
+    redated = 0
+    if reset or settings.get("retention_months") is not None:
+        policy = policy_for(org, config)
+        for case in db.session.scalars(
+            select(Case).where(Case.organisation_id == org.id, Case.closed_at.is_not(None))
+        ):
+            if case.closed_at is not None:
+                case.purge_after = purge_date(case.closed_at, policy)
+                redated += 1
+    record("organisation.settings_changed", actor_kind="system", detail=f"organisation={org.id}")
+    return redated

@@ -291,3 +291,40 @@ def test_audit_verify_reports_a_broken_chain(cli, trust):
     result = cli("audit", "verify")
     assert result.exit_code == 1
     assert f"audit chain broken at event #{event.seq}" in result.output
+
+
+def test_org_settings_change_service_levels_and_redate_purges(app, make_org, make_staff, submit):
+    """Service levels are configurable per organisation from the CLI; a new retention
+    period re-dates the purge of cases already finished."""
+    from datetime import timedelta
+
+    from speakup.accounts.models import Role as _Role
+    from speakup.cases.models import Case
+    from speakup.db import utcnow
+
+    org = make_org("SETS")
+    make_staff(_Role.GUARDIAN, org)
+    case = submit(org).case
+    closed = utcnow() - timedelta(days=10)
+    case.status, case.closed_at = "closed", closed
+    db.session.commit()
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["org", "settings", "SETS", "--ack-working-days", "3", "--retention-months", "6"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "acknowledge within 3 working days" in result.output
+    assert "1 finished case(s) re-dated" in result.output
+    db.session.expire_all()
+    org_row = db.session.get(type(org), org.id)
+    assert org_row.sla_acknowledge_working_days == 3 and org_row.retention_months == 6
+    stored = db.session.get(Case, case.id)
+    # 12 months of check-ins plus 6 months kept
+    assert stored.purge_after.year * 12 + stored.purge_after.month == (
+        closed.year * 12 + closed.month + 18
+    )
+    assert runner.invoke(args=["org", "settings", "SETS", "--default"]).exit_code == 0
+    db.session.expire_all()
+    assert db.session.get(type(org), org.id).retention_months is None
+    bad = runner.invoke(args=["org", "settings", "SETS", "--feedback-days", "0"])
+    assert bad.exit_code != 0 and "0" in bad.output
