@@ -92,6 +92,14 @@ class Geography:
         systems = {s.id for s in self.systems if s.region_id == scope.id}
         return [o.id for o in self.orgs if o.system_id in systems]
 
+    def restricted_to(self, scopes: set[tuple[str, int]]) -> Geography:
+        """The geography as an earlier release saw it (organisations may be added later)."""
+        then = object.__new__(Geography)
+        then.regions = [r for r in self.regions if (REGION, r.id) in scopes]
+        then.systems = [s for s in self.systems if (SYSTEM, s.id) in scopes]
+        then.orgs = [o for o in self.orgs if (ORGANISATION, o.id) in scopes]
+        return then
+
     def children(self, scope: Scope) -> list[Scope]:
         if scope.kind == REGION:
             return [Scope(SYSTEM, s.id, s.name) for s in self.systems if s.region_id == scope.id]
@@ -203,12 +211,20 @@ def year_cells(
         )
     }
     known: dict[tuple, Bounds] = {}
+    scopes_then: dict[str, set[tuple[str, int]]] = {}
     for release in earlier.values():
-        known.update(_earlier_bounds(release))
         # Everything each earlier quarter published, and every relation it was published
         # with, is public: the audit sees all of it alongside the year's counts.
-        fixed.update(known)
-        constraints += build_cells(release.period, geo, {})[1]
+        published = _earlier_bounds(release)
+        known.update(published)
+        fixed.update(published)
+        scopes_then[release.period] = {(t.scope_kind, t.scope_id) for t in release.tables}
+        then = geo.restricted_to(scopes_then[release.period])
+        constraints += [
+            c
+            for c in build_cells(release.period, then, {})[1]
+            if all(cell in published for cell in c.cells)
+        ]
     scopes = geo.scopes((REGION, SYSTEM, ORGANISATION))
     for scope in scopes:
         ids = geo.org_ids(scope)
@@ -221,7 +237,10 @@ def year_cells(
                 q_key = _key(q.key, scope, "by_ethnicity", (group,))
                 members.append(q_key)
                 if q != quarter:
-                    fixed[q_key] = known.get(q_key, Bounds(0, math.inf))
+                    if q.key in scopes_then and (scope.kind, scope.id) not in scopes_then[q.key]:
+                        fixed[q_key] = Bounds(0, 0)  # the scope did not exist then
+                    else:
+                        fixed[q_key] = known.get(q_key, Bounds(0, math.inf))
             constraints.append(Constraint(year_key, tuple(members)))
         kids = geo.children(scope)
         if kids:
@@ -273,6 +292,16 @@ def release_period(
     if db.session.scalar(select(Release.id).where(Release.period == quarter.key)) is not None:
         raise ValidationError(
             f"{quarter.label} was already released; releases are never recomputed."
+        )
+    year_end = Quarter(quarter.year, 4)
+    if quarter.number != 4 and db.session.scalar(
+        select(Release.id).where(Release.period == year_end.key)
+    ):
+        # The year table went out with Q4; an earlier quarter released now could be
+        # differenced against it, so quarters are released in order within a year.
+        raise ValidationError(
+            f"{year_end.label} is already released with its year table, so {quarter.label} "
+            "can no longer be released: release quarters in order."
         )
     lag = int(config["STATS_RELEASE_LAG_DAYS"])
     if not force and not is_releasable(quarter, now, lag):
