@@ -1,19 +1,24 @@
 """Disclosure control with a proof (DESIGN §7). Pure: no Flask, no database.
 
-Every count below ``k`` — zero included — is suppressed and shown as "fewer than k"; every
-other count is rounded to the nearest ``base`` (5). Complementary suppression then withholds
-further cells until a linear-programming audit (``scipy.optimize.linprog``) proves that,
-from everything published — the rounded cells, the totals, the other tables and scopes of
-the release, and earlier releases — every suppressed cell still has a feasible interval of
-at least ``k`` possible values. This is the standard protection-interval audit:
+Every count below ``k`` — zero included — is suppressed; every other count is rounded to the
+nearest ``base`` (5). Complementary suppression then withholds further cells until an audit
+(``scipy.optimize.linprog``, with whole-number variables) proves that, from everything
+published — the rounded cells, the totals, the other tables and scopes of the release, and
+earlier releases — every suppressed cell still has a feasible interval of at least ``k``
+possible values. This is the standard protection-interval audit:
 
 - a published value ``p`` means the true count is in ``[max(k, p - base//2), p + base//2]``
   (rounding to the nearest ``base``, and nothing below ``k`` is ever published);
 - a suppressed cell (primary or complementary, this release or earlier) is only known to be
   a count (``>= 0``): both are shown with the same words ("fewer than k or withheld"), so
-  the label tells an attacker nothing more;
+  the label tells an attacker nothing more. Two labels would not do: "withheld" would say
+  ``>= k`` and "fewer than k" ``<= k - 1``, so a total of 8 over two small counts (1 + 7),
+  withheld, would be known to lie in 8..14 and its first count in 1..7 — fewer than ``k``
+  possibilities, and nothing left to withhold (``tests/unit/stats/test_disclosure.py``);
 - each relation between cells (a table adds up to its total, organisations add up to
-  their system, systems to the region, quarters to their year) is an equality.
+  their system, systems to the region, quarters to their year) is an equality;
+- counts are whole numbers: the ranges are those of integer programmes, which can be
+  narrower than their linear relaxation's, so the audit credits the public with no less.
 
 If no further cell can be withheld to make every suppressed cell safe, the release is
 blocked.
@@ -64,6 +69,8 @@ class Bounds:
 
     low: float
     high: float  # math.inf for unbounded
+    #: suppressed ("fewer than k" or "withheld"), so the audit must prove it safe
+    hidden: bool = False
 
 
 @dataclass
@@ -83,8 +90,11 @@ def round_to(value: int, base: int) -> int:
 
 def bounds_for(status: str, published: int | None, k: int, base: int) -> Bounds:
     """The interval one cell's own publication states (see the module docstring)."""
-    if status in (PRIMARY, COMPLEMENTARY) or published is None:
-        return Bounds(0, math.inf)
+    if status in (PRIMARY, COMPLEMENTARY):
+        # Both read "fewer than k or withheld": all the label says is that it is a count.
+        return Bounds(0, math.inf, hidden=True)
+    if published is None:
+        raise ValueError(f"a {status} cell needs its published value")
     half = base // 2
     # Anything published is at least k (smaller counts are never published).
     return Bounds(max(k, published - half), published + half)
@@ -124,10 +134,34 @@ def _components(
 
 
 def _solve(objective: np.ndarray, a_eq: Any, b_eq: np.ndarray, lp_bounds: list) -> Any:
-    result = linprog(objective, A_eq=a_eq, b_eq=b_eq, bounds=lp_bounds, method="highs")
+    """One integer programme (HiGHS). Fails closed: anything but an optimum or a proven
+    unbounded maximum stops the release rather than guessing a range."""
+    result = linprog(
+        objective,
+        A_eq=a_eq,
+        b_eq=b_eq,
+        bounds=lp_bounds,
+        method="highs",
+        integrality=np.ones(len(objective), dtype=np.int8),
+    )
     if result.status == 2:
-        raise DisclosureAuditError("published figures are inconsistent (infeasible LP)")
+        raise DisclosureAuditError("published figures are inconsistent (infeasible)")
+    if result.status not in (0, 3):
+        raise DisclosureAuditError(f"the audit could not solve a range: {result.message}")
     return result
+
+
+def _unbounded_above(objective: np.ndarray, a_eq: Any, b_eq: np.ndarray, lp_bounds: list) -> bool:
+    """Whether the target can grow without limit. Asked of the LP relaxation, which answers
+    "unbounded" cleanly (HiGHS' integer solver may only say "unbounded or infeasible"); with
+    whole-number data and a whole-number solution (the true counts), the integer programme
+    is unbounded exactly when its relaxation is."""
+    result = linprog(-objective, A_eq=a_eq, b_eq=b_eq, bounds=lp_bounds, method="highs")
+    if result.status == 2:
+        raise DisclosureAuditError("published figures are inconsistent (infeasible)")
+    if result.status not in (0, 3):
+        raise DisclosureAuditError(f"the audit could not solve a range: {result.message}")
+    return bool(result.status == 3)
 
 
 def feasible_ranges(
@@ -137,13 +171,14 @@ def feasible_ranges(
     *,
     k: int | None = None,
 ) -> dict[CellKey, tuple[float, float]]:
-    """For each target, an interval of values consistent with the bounds and constraints.
+    """For each target, an interval of whole numbers consistent with the bounds and the
+    constraints (integer programmes: counts are whole).
 
-    With ``k``, two "witness" LPs per component (minimise, then maximise, the sum of all
-    targets) give feasible solutions; a target whose two witness values already span ``k``
-    possible values is proven safe by them (its true range is at least that wide). Only the
-    remaining targets get their own exact min and max LPs. Without ``k`` every target gets
-    the exact range (an LP relaxation: the integer range is no wider).
+    With ``k``, two "witness" programmes per round (minimise, then maximise, a random
+    weighting of all remaining targets) give feasible solutions; a target whose witness
+    values already span ``k`` possible values is proven safe by them (its true range is at
+    least that wide). Only the remaining targets get their own exact minimum and maximum.
+    Without ``k`` every target gets its exact range.
     """
     wanted = set(targets)
     result: dict[CellKey, tuple[float, float]] = {}
@@ -194,9 +229,10 @@ def feasible_ranges(
             return k is not None and possible_values(seen_low[cell], seen_high[cell]) >= k
 
         if k is not None:
-            # A finite cap keeps the witness LPs bounded; any solution under it is feasible.
+            # A finite cap keeps the witness programmes bounded; any solution under it is
+            # feasible. A cap too low to admit any solution only means no witnesses.
             finite = [b.high for b in bounds.values() if not math.isinf(b.high)]
-            cap = 2 * (sum(finite) + k) + 100
+            cap = 2 * (sum(finite) + k * len(cells)) + 100
             capped = [(lo, cap if hi is None else hi) for lo, hi in lp_bounds]
             rng = np.random.default_rng(len(cells))  # deterministic: same release, same work
             for _round in range(WITNESS_ROUNDS):
@@ -205,7 +241,11 @@ def feasible_ranges(
                 weights = np.zeros(len(cells))
                 for cell in remaining:
                     weights[index[cell]] = rng.uniform(0.5, 1.5)
-                note(_solve(weights, a_eq, b_eq, capped).x, remaining)
+                try:
+                    low_witness = _solve(weights, a_eq, b_eq, capped)
+                except DisclosureAuditError:
+                    break  # the exact programmes below decide (and fail closed)
+                note(low_witness.x, remaining)
                 note(_solve(-weights, a_eq, b_eq, capped).x, remaining)
                 for cell in remaining:
                     if proven(cell):
@@ -221,12 +261,13 @@ def feasible_ranges(
                 lo = bounds[cell].low  # a witness already sits on the lower bound
             else:
                 low = _solve(objective, a_eq, b_eq, lp_bounds)
-                lo = float(low.fun) if low.status == 0 else bounds[cell].low
-                if low.status == 0:
-                    note(low.x, [c for c in remaining if c not in result])
-            high = _solve(-objective, a_eq, b_eq, lp_bounds)
-            hi = math.inf if high.status == 3 else float(-high.fun)
-            if high.status == 0:
+                lo = float(low.fun)
+                note(low.x, [c for c in remaining if c not in result])
+            if _unbounded_above(objective, a_eq, b_eq, lp_bounds):
+                hi = math.inf
+            else:
+                high = _solve(-objective, a_eq, b_eq, lp_bounds)
+                hi = float(-high.fun)
                 note(high.x, [c for c in remaining if c not in result])
             result[cell] = (lo, hi)
             for other in remaining:
@@ -267,7 +308,7 @@ def control(
     def suppressed(key: CellKey) -> bool:
         if key in fixed:
             # An earlier release published no number for it: it was suppressed.
-            return math.isinf(fixed[key].high)
+            return fixed[key].hidden
         return status[key] != PUBLISHED
 
     def withhold_one(constraint: Constraint, avoid: CellKey) -> bool:

@@ -240,7 +240,7 @@ def year_cells(
                     if q.key in scopes_then and (scope.kind, scope.id) not in scopes_then[q.key]:
                         fixed[q_key] = Bounds(0, 0)  # the scope did not exist then
                     else:
-                        fixed[q_key] = known.get(q_key, Bounds(0, math.inf))
+                        fixed[q_key] = known.get(q_key, Bounds(0, math.inf, hidden=True))
             constraints.append(Constraint(year_key, tuple(members)))
         kids = geo.children(scope)
         if kids:

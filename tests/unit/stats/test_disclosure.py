@@ -17,8 +17,9 @@ published *with code written here*, independently of ``feasible_ranges``:
 
 The public's knowledge is the audit model of ``speakup.stats.disclosure``: a published ``p``
 means the true count is one of the values that round to ``p`` (and, being published, is at
-least k); a suppressed cell is only known to be a count (``>= 0``); each relation between
-cells is an equality.
+least k); a suppressed cell reads "fewer than k or withheld" whichever it is, so it is only
+known to be a count (``>= 0``); each relation between cells is an equality; and counts are
+whole numbers (our attacker solves integer programmes, not just their relaxation).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from speakup.stats.disclosure import (
     DisclosureAuditError,
     bounds_for,
     control,
+    feasible_ranges,
     round_to,
 )
 
@@ -73,6 +75,8 @@ class Knowledge:
 
     bounds: dict[object, tuple[float, float]]
     relations: list[tuple[object, tuple[object, ...]]]
+    #: the cells shown as "fewer than k" or "withheld"
+    hidden: set[object]
 
 
 def published_interval(p: int, k: int = K) -> tuple[float, float]:
@@ -86,16 +90,27 @@ def knowledge_of(
     *,
     k: int = K,
     earlier: Mapping[object, tuple[float, float]] | None = None,
+    earlier_hidden: Iterable[object] = (),
+    two_labels: bool = False,
 ) -> Knowledge:
+    """What the public knows. ``two_labels`` models a release that showed "fewer than k" and
+    "withheld" apart (which Speakup does not do; see the test that says why)."""
     bounds: dict[object, tuple[float, float]] = dict(earlier or {})
+    hidden: set[object] = set(earlier_hidden)
     for result in results:
         for key, status in result.status.items():
             if status == PUBLISHED:
                 bounds[key] = published_interval(result.published[key], k)
+                continue
+            hidden.add(key)
+            if not two_labels:
+                bounds[key] = (0, INF)  # "fewer than k or withheld"
+            elif status == PRIMARY:
+                bounds[key] = (0, k - 1)  # "fewer than k"
             else:
-                bounds[key] = (0, INF)
+                bounds[key] = (k, INF)  # "withheld", so not fewer than k
     relations = [(c.total, tuple(c.members)) for c in constraints]
-    return Knowledge(bounds, relations)
+    return Knowledge(bounds, relations, hidden)
 
 
 def integers_in(low: float, high: float) -> float:
@@ -107,8 +122,8 @@ def integers_in(low: float, high: float) -> float:
 def attacker_ranges(
     knowledge: Knowledge, targets: Iterable[object]
 ) -> dict[object, tuple[float, float]]:
-    """Our own LP: min and max of each target subject to every published interval and
-    every relation (dense matrices, one pair of LPs per target)."""
+    """Our own integer programmes: min and max of each target subject to every published
+    interval and every relation (dense matrices, one pair per target)."""
     cells = list(knowledge.bounds)
     index = {cell: i for i, cell in enumerate(cells)}
     a_eq = np.zeros((max(1, len(knowledge.relations)), len(cells)))
@@ -118,15 +133,26 @@ def attacker_ranges(
             a_eq[row, index[member]] -= 1.0
     b_eq = np.zeros(a_eq.shape[0])
     lp_bounds = [(lo, None if math.isinf(hi) else hi) for lo, hi in knowledge.bounds.values()]
+    whole = np.ones(len(cells))
     out: dict[object, tuple[float, float]] = {}
     for target in targets:
         objective = np.zeros(len(cells))
         objective[index[target]] = 1.0
-        low = linprog(objective, A_eq=a_eq, b_eq=b_eq, bounds=lp_bounds, method="highs")
+        low = linprog(
+            objective, A_eq=a_eq, b_eq=b_eq, bounds=lp_bounds, method="highs", integrality=whole
+        )
         assert low.status == 0, f"the published figures admit no solution: {low.message}"
-        high = linprog(-objective, A_eq=a_eq, b_eq=b_eq, bounds=lp_bounds, method="highs")
-        assert high.status in (0, 3), high.message
-        out[target] = (float(low.fun), INF if high.status == 3 else float(-high.fun))
+        # Unbounded above? The relaxation says so cleanly; then so is the integer programme.
+        relaxed = linprog(-objective, A_eq=a_eq, b_eq=b_eq, bounds=lp_bounds, method="highs")
+        assert relaxed.status in (0, 3), relaxed.message
+        if relaxed.status == 3:
+            out[target] = (float(low.fun), INF)
+            continue
+        high = linprog(
+            -objective, A_eq=a_eq, b_eq=b_eq, bounds=lp_bounds, method="highs", integrality=whole
+        )
+        assert high.status == 0, high.message
+        out[target] = (float(low.fun), float(-high.fun))
     return out
 
 
@@ -146,15 +172,14 @@ def margin_attack(knowledge: Knowledge) -> dict[object, tuple[float, float]]:
     found: dict[object, tuple[float, float]] = {}
     for total, members in knowledge.relations:
         for target in (total, *members):
-            if not math.isinf(b[target][1]):
+            if target not in knowledge.hidden:
                 continue  # published
             if target == total:
                 lo, hi = _sum(b[m] for m in members)
             else:
                 others_lo, others_hi = _sum(b[m] for m in members if m != target)
                 lo, hi = b[total][0] - others_hi, b[total][1] - others_lo
-            lo = max(0.0, lo)
-            prev = found.get(target, (0.0, INF))
+            prev = found.get(target, b[target])  # what its label says, to begin with
             found[target] = (max(prev[0], lo), min(prev[1], hi))
     return found
 
@@ -175,17 +200,17 @@ def difference_attack(knowledge: Knowledge) -> dict[object, tuple[float, float]]
                 other_lo, other_hi = _sum(b[m] for m in other)
                 s_lo, s_hi = max(other_lo, b[total][0]), min(other_hi, b[total][1])
                 for target in one:
-                    if not math.isinf(b[target][1]) or target in other:
+                    if target not in knowledge.hidden or target in other:
                         continue
                     rest_lo, rest_hi = _sum(b[m] for m in one if m != target)
-                    lo, hi = max(0.0, s_lo - rest_hi), s_hi - rest_lo
-                    prev = found.get(target, (0.0, INF))
+                    lo, hi = s_lo - rest_hi, s_hi - rest_lo
+                    prev = found.get(target, b[target])  # what its label says
                     found[target] = (max(prev[0], lo), min(prev[1], hi))
     return found
 
 
 def suppressed_cells(knowledge: Knowledge) -> list[object]:
-    return [key for key, (_, hi) in knowledge.bounds.items() if math.isinf(hi)]
+    return [key for key in knowledge.bounds if key in knowledge.hidden]
 
 
 def check_rules(values: Mapping[object, int], result: ControlResult, k: int = K) -> None:
@@ -506,6 +531,54 @@ def test_a_total_is_not_withheld_when_nothing_requires_it() -> None:
     assert result.status == enough.status
 
 
+def test_two_labels_would_leave_two_small_counts_unprotectable() -> None:
+    """Why every hidden cell reads "fewer than 8 or withheld". Found by Hypothesis when the
+    labels were tried apart: 1 and 7 concerns in two categories, 8 in all. With one label
+    the total is published (10) and each hidden count could be anything from 0 to 12. With
+    two, "fewer than 8" says each is at most 7, so a total of 8..12 puts the first in 1..7;
+    withholding the total does not help, as "withheld" says it is at least 8 (and the two
+    small counts that it is at most 14): 1..7 again — seven possibilities, not eight — and
+    no cell is left to withhold. Every small table with a small total would block its
+    release."""
+    values = {"T": 8, "a": 1, "b": 7}
+    constraints = [Constraint("T", ("a", "b"))]
+    result = control(values, constraints)
+    assert result.status == {"T": PUBLISHED, "a": PRIMARY, "b": PRIMARY}
+    assert check_sound(knowledge_of([result], constraints), values)["a"] == (0.0, 12.0)
+    two = knowledge_of([result], constraints, two_labels=True)
+    assert attacker_ranges(two, ["a"]) == {"a": (1.0, 7.0)}
+    all_hidden = ControlResult(
+        status={"T": COMPLEMENTARY, "a": PRIMARY, "b": PRIMARY},
+        published={"T": None, "a": None, "b": None},
+    )
+    two = knowledge_of([all_hidden], constraints, two_labels=True)
+    assert attacker_ranges(two, ["a", "T"]) == {"a": (1.0, 7.0), "T": (8.0, 14.0)}
+
+
+def test_the_audit_counts_in_whole_numbers() -> None:
+    """Counts are whole, and the audit's programmes say so. Three totals published exactly
+    as 1 — a + b, b + c and a + c — have a fractional solution (a = b = c = ½) that an LP
+    relaxation accepts, but no whole one: the integer audit refuses them as inconsistent,
+    where a relaxation would have "proven" a range for cells that cannot exist."""
+    published = {name: Bounds(1, 1) for name in ("ab", "bc", "ac")}
+    hidden = {name: Bounds(0, INF, hidden=True) for name in ("a", "b", "c")}
+    constraints = [
+        Constraint("ab", ("a", "b")),
+        Constraint("bc", ("b", "c")),
+        Constraint("ac", ("a", "c")),
+    ]
+    relaxed = linprog(
+        np.zeros(6),
+        A_eq=np.array([[-1, 0, 0, 1, 1, 0], [0, -1, 0, 0, 1, 1], [0, 0, -1, 1, 0, 1]]),
+        b_eq=np.zeros(3),
+        bounds=[(1, 1)] * 3 + [(0, None)] * 3,
+        method="highs",
+    )
+    assert relaxed.status == 0  # the relaxation is satisfied by halves
+    with pytest.raises(DisclosureAuditError, match="inconsistent"):
+        feasible_ranges(published | hidden, constraints, ["a", "b", "c"], k=K)
+
+
 def test_same_input_same_output() -> None:
     """A release is computed once, but the control itself is deterministic too."""
     values = {("x", i): n for i, n in enumerate([3, 9, 14, 0, 27, 5, 8])}
@@ -535,7 +608,7 @@ def test_audit_blocks_when_an_earlier_release_pins_a_suppressed_cell() -> None:
     so the other quarter — suppressed back then — is determined; nothing of this release can
     be withheld to help, so the release is blocked."""
     constraints = [Constraint("year", ("q1", "q2")), Constraint("other_total", ("other",))]
-    fixed = {"year": Bounds(30, 30), "q2": Bounds(28, 28), "q1": Bounds(0, INF)}
+    fixed = {"year": Bounds(30, 30), "q2": Bounds(28, 28), "q1": Bounds(0, INF, hidden=True)}
     with pytest.raises(DisclosureAuditError):
         control({"other_total": 50, "other": 50}, constraints, fixed=fixed)
 
@@ -561,10 +634,12 @@ def test_this_release_withholds_its_own_cell_to_protect_an_earlier_one() -> None
     """Q1 was suppressed and Q2 published; publishing the year exactly would give Q1 away,
     so the year cell (the only one this release may change) is withheld instead."""
     constraints = [Constraint("year", ("q1", "q2"))]
-    fixed = {"q1": Bounds(0, INF), "q2": Bounds(28, 32)}
+    fixed = {"q1": Bounds(0, INF, hidden=True), "q2": Bounds(28, 32)}
     result = control({"year": 33}, constraints, fixed=fixed)
     assert result.status["year"] == COMPLEMENTARY
-    knowledge = knowledge_of([result], constraints, earlier={"q1": (0, INF), "q2": (28, 32)})
+    knowledge = knowledge_of(
+        [result], constraints, earlier={"q1": (0, INF), "q2": (28, 32)}, earlier_hidden={"q1"}
+    )
     check_sound(knowledge, {"year": 33, "q1": 3, "q2": 30})
 
 
