@@ -112,6 +112,7 @@ class Case(db.Model):  # type: ignore[name-defined,misc]
     counted_triage: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     counted_closure: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     counted_answer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    counted_detriment: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: crypto-shred after this (set at closure: monitoring end + retention period)
     purge_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: optimistic locking (SQLAlchemy version counter)

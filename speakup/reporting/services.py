@@ -395,7 +395,11 @@ def report_detriment(case: Case, private_key: PrivateKey, text: str, policy: Sla
     dek, _ = reporter_keys(case, private_key)
     add_message(case, dek, author_kind="reporter", body="Detriment check-in: " + text.strip())
     record("case.detriment_reported", actor_kind="reporter", case_id=case.id)
-    emit_fact("detriment", case.organisation, utcnow())
+    if not case.counted_detriment:
+        # The statistic is cases in which detriment was reported: a reporter who tells us
+        # again at a later check-in is still one case (the thread keeps every report).
+        case.counted_detriment = True
+        emit_fact("detriment", case.organisation, utcnow())
     if Status(case.status) in FINISHED:
         reporter_reopen(case, policy)
 

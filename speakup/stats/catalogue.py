@@ -91,7 +91,7 @@ FAMILY_TOTALS = {
     "triaged": "Concerns triaged",
     "closed": "Concerns closed",
     "speak_up_again": "Answers to “would you speak up again?”",
-    "detriment": "Reports of detriment after speaking up",
+    "detriment": "Cases where detriment after speaking up was reported",
 }
 
 CATALOGUE: list[TableSpec] = [

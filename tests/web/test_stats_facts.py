@@ -221,10 +221,15 @@ def test_every_event_writes_one_sealed_coarse_fact_to_the_inbox(
     detriment = [p for p in inbox_payloads(app) if p["kind"] == "detriment"]
     assert detriment == [{"kind": "detriment", **where}]
 
-    # The reopened case is worked and closed again: still one closure, one triage.
+    # The reopened case is worked and closed again: still one closure, one triage; and a
+    # second detriment report at a later check-in is still one case with detriment.
     move(app, case, actor, Status.IN_PROGRESS)
     triage(case, actor, ["worker_safety_wellbeing"], [])
     move(app, case, actor, Status.FEEDBACK_GIVEN, Status.CLOSED)
+    report_detriment(case, reporter_key, "Still off the rota.", policy)
+    db.session.commit()
+    assert case.status == Status.REOPENED
+    move(app, case, actor, Status.IN_PROGRESS, Status.FEEDBACK_GIVEN, Status.CLOSED)
     kinds = Counter(p["kind"] for p in inbox_payloads(app))
     assert kinds == {"submitted": 1, "triaged": 1, "closed": 1, "speak_up_again": 1, "detriment": 1}
 
