@@ -92,18 +92,20 @@ def dashboard() -> ResponseReturnValue:
         wanted = request.args.get("period")
         release = next((r for r in releases if r.period == wanted), releases[0])
     tables = _scope_tables(release, scope.kind, scope.id) if release else []
-    trend = []
-    for r in reversed(releases):
-        total = db.session.scalar(
-            select(ReleaseTable).where(
-                ReleaseTable.release_id == r.id,
+    # Concerns raised in every released quarter, oldest first, in one query.
+    trend = [
+        (parse_quarter(period).label, payload["total"])
+        for period, payload in db.session.execute(
+            select(Release.period, ReleaseTable.payload)
+            .join(ReleaseTable, ReleaseTable.release_id == Release.id)
+            .where(
                 ReleaseTable.scope_kind == scope.kind,
                 ReleaseTable.scope_id == scope.id,
                 ReleaseTable.table_key == "submitted_total",
             )
+            .order_by(Release.period)
         )
-        if total is not None:
-            trend.append((parse_quarter(r.period).label, total.payload["total"]))
+    ]
     return render_template(
         "stats/dashboard.html",
         scope=scope,

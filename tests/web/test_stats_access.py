@@ -28,7 +28,7 @@ import pyotp
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 
 # pygal (the release job draws its charts with it) appends a legacy import hook to
 # sys.meta_path. On Python 3.11 every import that reaches it warns (ImportWarning), which the
@@ -563,6 +563,57 @@ def test_without_any_release_the_dashboard_says_so(app, as_):
     assert "No quarter has been released yet" in html
     cells = cells_of(html)
     assert cells.td == []
+
+
+def _dashboard_queries(client: FlaskClient) -> tuple[int, str]:
+    statements: list[str] = []
+
+    def before_cursor_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    db.session.expire_all()
+    event.listen(db.engine, "before_cursor_execute", before_cursor_execute)
+    try:
+        response = client.get("/staff/statistics/")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", before_cursor_execute)
+    assert response.status_code == 200
+    return len(statements), response.get_data(as_text=True)
+
+
+def test_the_dashboard_query_count_does_not_grow_with_releases(world, as_):
+    """The quarter-by-quarter trend is read in one query, however many quarters are out."""
+    client = as_("region_leader")
+    client.get("/staff/statistics/")  # warm up: templates, connections
+    with_two, _ = _dashboard_queries(client)
+    earlier = db.session.scalar(select(Release).where(Release.period == RELEASED[0]))
+    assert earlier is not None
+    for period in ("FY2024Q1", "FY2024Q2", "FY2024Q3", "FY2024Q4", "FY2025Q1"):
+        copy_of = Release(period=period, k=earlier.k, audited_cells=earlier.audited_cells)
+        db.session.add(copy_of)
+        db.session.flush()
+        db.session.execute(
+            insert(ReleaseTable),
+            [
+                {
+                    "release_id": copy_of.id,
+                    "scope_kind": t.scope_kind,
+                    "scope_id": t.scope_id,
+                    "table_key": t.table_key,
+                    "payload": copy.deepcopy(t.payload),
+                    "svg": "",
+                }
+                for t in earlier.tables
+                if t.table_key == "submitted_total"
+            ],
+        )
+    db.session.commit()
+    with_seven, html = _dashboard_queries(client)
+    assert with_seven == with_two
+    trend = html[html.index("Concerns raised each quarter") :]
+    labels = [parse_quarter(p).label for p in ("FY2024Q1", "FY2025Q1", *RELEASED)]
+    positions = [trend.index(label) for label in labels]
+    assert positions == sorted(positions)  # oldest first
 
 
 @pytest.mark.parametrize("leader", LEADERS)
