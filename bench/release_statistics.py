@@ -12,7 +12,7 @@ one quarter, and measures in the same process:
    ``count_by_organisation`` issues (one per catalogue table), run as plain SQL;
 2. ``count_by_organisation`` itself (those GROUP BYs plus its Python);
 3. the whole ``release_period`` plus its commit, broken down into counting, building the
-   cells, suppression, the LP audit, the charts and writing;
+   cells, suppression, the audit's integer programmes, the charts and writing;
 4. ``GET /staff/statistics/`` for a signed-in region leader and organisation leader, and one
    chart ``.svg``, over R requests — for this quarter and for a demo-sized one;
 
@@ -493,7 +493,7 @@ PHASES = [
     ("count", "counting (count_by_organisation)"),
     ("cells", "cells + constraints (build_cells)"),
     ("suppress", "disclosure control: suppression"),
-    ("audit", "disclosure control: LP audit"),
+    ("audit", "disclosure control: audit"),
     ("charts", "charts"),
     ("write", "payloads + ORM rows"),
     ("flush", "flush (INSERT release tables)"),
@@ -530,7 +530,7 @@ def timed_release(app: Flask, quarter: Quarter, facts: int) -> ReleaseRun:
     clock.wrap(release_mod, "control", "control")
     clock.wrap(release_mod, "_chart", "charts")
     clock.wrap(disclosure, "feasible_ranges", "audit")
-    clock.wrap(disclosure, "_solve", "lp")
+    clock.wrap(disclosure, "_run", "lp")  # every programme: integer, and relaxed
     results: list[Any] = []
     control = release_mod.control
 
@@ -926,7 +926,8 @@ def report(results: list[Result], args: argparse.Namespace, started: float, load
             where = "" if same else f" [{r.name}]"
             out(
                 f"  {run.cells:,} cells audited: {run.primary} below k, {run.complementary} "
-                f"withheld to protect them; {run.lps} LPs in {run.iterations} round(s){where}"
+                f"withheld to protect them; {run.lps} programmes in {run.iterations} "
+                f"round(s){where}"
             )
             out(f"  {run.charts} charts, {run.tables} tables written (SVG {run.svg_mib:.1f} MiB)")
     out("")

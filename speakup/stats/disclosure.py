@@ -27,6 +27,7 @@ blocked.
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ def bounds_for(status: str, published: int | None, k: int, base: int) -> Bounds:
         # Both read "fewer than k or withheld": all the label says is that it is a count.
         return Bounds(0, math.inf, hidden=True)
     if published is None:
-        raise ValueError(f"a {status} cell needs its published value")
+        raise DisclosureAuditError(f"a {status} cell has no published value")
     half = base // 2
     # Anything published is at least k (smaller counts are never published).
     return Bounds(max(k, published - half), published + half)
@@ -133,32 +134,63 @@ def _components(
     return [(cells, constraints_of.get(root, [])) for root, cells in cells_of.items()]
 
 
-def _solve(objective: np.ndarray, a_eq: Any, b_eq: np.ndarray, lp_bounds: list) -> Any:
-    """One integer programme (HiGHS). Fails closed: anything but an optimum or a proven
-    unbounded maximum stops the release rather than guessing a range."""
+def _run(
+    objective: np.ndarray,
+    a_eq: Any,
+    b_eq: np.ndarray,
+    lp_bounds: list,
+    *,
+    integer: bool,
+    deadline: float | None,
+) -> Any:
+    """One programme (HiGHS), in whole numbers or relaxed, within the audit's time."""
+    options: dict[str, float] = {}
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DisclosureAuditError("the audit ran out of time")
+        options["time_limit"] = left
     result = linprog(
         objective,
         A_eq=a_eq,
         b_eq=b_eq,
         bounds=lp_bounds,
         method="highs",
-        integrality=np.ones(len(objective), dtype=np.int8),
+        integrality=np.ones(len(objective), dtype=np.int8) if integer else None,
+        options=options,
     )
     if result.status == 2:
         raise DisclosureAuditError("published figures are inconsistent (infeasible)")
-    if result.status not in (0, 3):
+    return result
+
+
+def _solve(
+    objective: np.ndarray,
+    a_eq: Any,
+    b_eq: np.ndarray,
+    lp_bounds: list,
+    deadline: float | None = None,
+) -> Any:
+    """An optimum in whole numbers. Fails closed: anything else (a time limit, a solver
+    error) stops the release rather than guessing a range."""
+    result = _run(objective, a_eq, b_eq, lp_bounds, integer=True, deadline=deadline)
+    if result.status != 0:
         raise DisclosureAuditError(f"the audit could not solve a range: {result.message}")
     return result
 
 
-def _unbounded_above(objective: np.ndarray, a_eq: Any, b_eq: np.ndarray, lp_bounds: list) -> bool:
+def _unbounded_above(
+    objective: np.ndarray,
+    a_eq: Any,
+    b_eq: np.ndarray,
+    lp_bounds: list,
+    deadline: float | None = None,
+) -> bool:
     """Whether the target can grow without limit. Asked of the LP relaxation, which answers
-    "unbounded" cleanly (HiGHS' integer solver may only say "unbounded or infeasible"); with
+    "unbounded" cleanly (HiGHS' integer solver only says "unbounded or infeasible"): with
     whole-number data and a whole-number solution (the true counts), the integer programme
     is unbounded exactly when its relaxation is."""
-    result = linprog(-objective, A_eq=a_eq, b_eq=b_eq, bounds=lp_bounds, method="highs")
-    if result.status == 2:
-        raise DisclosureAuditError("published figures are inconsistent (infeasible)")
+    result = _run(-objective, a_eq, b_eq, lp_bounds, integer=False, deadline=deadline)
     if result.status not in (0, 3):
         raise DisclosureAuditError(f"the audit could not solve a range: {result.message}")
     return bool(result.status == 3)
@@ -170,6 +202,7 @@ def feasible_ranges(
     targets: Iterable[CellKey],
     *,
     k: int | None = None,
+    deadline: float | None = None,
 ) -> dict[CellKey, tuple[float, float]]:
     """For each target, an interval of whole numbers consistent with the bounds and the
     constraints (integer programmes: counts are whole).
@@ -178,7 +211,8 @@ def feasible_ranges(
     weighting of all remaining targets) give feasible solutions; a target whose witness
     values already span ``k`` possible values is proven safe by them (its true range is at
     least that wide). Only the remaining targets get their own exact minimum and maximum.
-    Without ``k`` every target gets its exact range.
+    Without ``k`` every target gets its exact range. Past ``deadline`` (``time.monotonic``)
+    the audit stops with :class:`DisclosureAuditError`.
     """
     wanted = set(targets)
     result: dict[CellKey, tuple[float, float]] = {}
@@ -242,11 +276,12 @@ def feasible_ranges(
                 for cell in remaining:
                     weights[index[cell]] = rng.uniform(0.5, 1.5)
                 try:
-                    low_witness = _solve(weights, a_eq, b_eq, capped)
+                    low_witness = _solve(weights, a_eq, b_eq, capped, deadline)
+                    high_witness = _solve(-weights, a_eq, b_eq, capped, deadline)
                 except DisclosureAuditError:
-                    break  # the exact programmes below decide (and fail closed)
+                    break  # no witnesses: the exact programmes below decide, failing closed
                 note(low_witness.x, remaining)
-                note(_solve(-weights, a_eq, b_eq, capped).x, remaining)
+                note(high_witness.x, remaining)
                 for cell in remaining:
                     if proven(cell):
                         result[cell] = (seen_low[cell], seen_high[cell])
@@ -260,13 +295,13 @@ def feasible_ranges(
             if seen_low.get(cell, math.inf) <= bounds[cell].low + 1e-9:
                 lo = bounds[cell].low  # a witness already sits on the lower bound
             else:
-                low = _solve(objective, a_eq, b_eq, lp_bounds)
+                low = _solve(objective, a_eq, b_eq, lp_bounds, deadline)
                 lo = float(low.fun)
                 note(low.x, [c for c in remaining if c not in result])
-            if _unbounded_above(objective, a_eq, b_eq, lp_bounds):
+            if _unbounded_above(objective, a_eq, b_eq, lp_bounds, deadline):
                 hi = math.inf
             else:
-                high = _solve(-objective, a_eq, b_eq, lp_bounds)
+                high = _solve(-objective, a_eq, b_eq, lp_bounds, deadline)
                 hi = float(-high.fun)
                 note(high.x, [c for c in remaining if c not in result])
             result[cell] = (lo, hi)
@@ -284,10 +319,13 @@ def control(
     base: int = 5,
     fixed: dict[CellKey, Bounds] | None = None,
     max_iterations: int = 10_000,
+    time_limit: float | None = None,
 ) -> ControlResult:
     """Suppress, round and audit. ``fixed`` cells belong to earlier releases: they take part
-    in the audit with the bounds already published and are never changed."""
+    in the audit with the bounds already published and are never changed. ``time_limit``
+    (seconds) bounds the whole audit: past it the release is blocked, not published."""
     fixed = fixed or {}
+    deadline = None if time_limit is None else time.monotonic() + time_limit
     if k < 2 or base < 1:
         raise ValueError("k must be at least 2 and base at least 1")
     # Below k: "fewer than k". A count of k or more that would round below k (k above 8)
@@ -373,7 +411,9 @@ def control(
         # each round audits only cells not yet proven.
         targets = [key for key, st in status.items() if st != PUBLISHED and key not in proven]
         targets += [key for key in fixed if suppressed(key) and key not in proven]
-        ranges.update(feasible_ranges(current_bounds(), constraints, targets, k=k))
+        ranges.update(
+            feasible_ranges(current_bounds(), constraints, targets, k=k, deadline=deadline)
+        )
         unsafe = [key for key in targets if possible_values(*ranges[key]) < k]
         proven.update(key for key in targets if key not in set(unsafe))
         if not unsafe:

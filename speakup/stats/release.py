@@ -324,7 +324,14 @@ def release_period(
         y_values, y_constraints, fixed = year_cells(quarter, geo, year_counts)
         values.update(y_values)
         constraints += y_constraints
-    result = control(values, constraints, k=k, base=base, fixed=fixed)
+    result = control(
+        values,
+        constraints,
+        k=k,
+        base=base,
+        fixed=fixed,
+        time_limit=float(config["STATS_AUDIT_TIME_LIMIT_SECONDS"]),
+    )
 
     release = Release(period=quarter.key, k=k, audited_cells=len(values), created_at=now)
     db.session.add(release)

@@ -19,12 +19,22 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.engine import make_url
 
 from speakup import create_app
+from speakup.accounts.models import Role
+from speakup.accounts.services import create_user, new_totp_secret
+from speakup.audit.services import record
+from speakup.cases.models import Case, DisclosureMode, Route
 from speakup.extensions import db
-from tests.conftest import PG_URL
+from speakup.organisations.services import (
+    get_or_create_organisation,
+    get_or_create_region,
+    get_or_create_system,
+)
+from speakup.reporting.services import ReportInput, submit_report
+from tests.conftest import PASSWORD, PG_URL, SLA, TEST_ARGON2
 from tests.conftest import test_config as base_config
 
 
@@ -125,3 +135,46 @@ def test_every_revision_goes_down_and_up(migration_app):
     assert _tables() <= {"alembic_version"}
     upgrade()
     assert _schema_differences() == []
+
+
+def test_counting_detriment_per_case_starts_from_what_was_already_counted(migration_app):
+    """5e1f0c2a9d47 adds ``concern_case.counted_detriment``. A case whose detriment report
+    already wrote a statistics fact (its audit trail says so) starts counted, so a later
+    report does not count it twice; a case without one does not."""
+    upgrade()
+    region = get_or_create_region("MIDLANDS", "Midlands")
+    system = get_or_create_system(region, "SYS1", "Test System")
+    org = get_or_create_organisation(system, "ORG1", "Test Organisation")
+    create_user(
+        email="guardian@example.test",
+        display_name="Gita Guardian",
+        role=Role.GUARDIAN,
+        password=PASSWORD,
+        params=TEST_ARGON2,
+        organisation=org,
+        totp_secret=new_totp_secret(),
+    )
+    db.session.commit()
+    cases = []
+    for n in range(2):
+        data = ReportInput(
+            organisation_id=org.id,
+            route=Route.ORGANISATION,
+            disclosure_mode=DisclosureMode.ANONYMOUS,
+            what_happened="Something happened on the ward.",
+            submission_token=f"migration-{n}",
+        )
+        cases.append(
+            submit_report(
+                data, pepper=migration_app.config["RECEIPT_PEPPER"], params=TEST_ARGON2, sla=SLA
+            ).case.id
+        )
+    reported, not_reported = cases
+    record("case.detriment_reported", actor_kind="reporter", case_id=reported)
+    db.session.commit()
+
+    downgrade(revision="ceddc6b1ae02")
+    upgrade()
+    db.session.expire_all()
+    counted = dict(db.session.execute(select(Case.id, Case.counted_detriment)).all())
+    assert counted == {reported: True, not_reported: False}

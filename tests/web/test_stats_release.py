@@ -372,14 +372,16 @@ def test_no_likelihood_anywhere_without_workforce_figures(
 SUBMITTED_TABLES = {key for key, spec in SPECS.items() if spec.family == "submitted"}
 
 
-def public_knowledge(releases: list[Release], *, labels: bool = False) -> tuple[dict, list]:
+def public_knowledge(releases: list[Release]) -> tuple[dict, list, set]:
     """Bounds for every published cell of the "submitted" tables of ``releases`` and of the
     year table, and every relation between them that anyone can know: each quarter's
     relations (the release's own structure, from ``build_cells``) and the year table's, which
     this test writes out itself: year = Q1 + Q2 + Q3 + Q4, and organisations add up to their
-    system and region."""
+    system and region. Every hidden cell reads "fewer than k or withheld": it is only known
+    to be a count. Also returns which cells are hidden."""
     bounds: dict[tuple, tuple[float, float]] = {}
     relations: list[tuple[tuple, tuple]] = []
+    hidden: set[tuple] = set()
     geo = Geography()
     scopes = (
         [("region", r.id) for r in geo.regions]
@@ -400,12 +402,9 @@ def public_knowledge(releases: list[Release], *, labels: bool = False) -> tuple[
                 )
                 if value["status"] == "published":
                     bounds[key] = (max(K, value["value"] - HALF), value["value"] + HALF)
-                elif labels and value["status"] == "primary":
-                    bounds[key] = (0.0, K - 1.0)  # shown as "fewer than k"
-                elif labels and value["status"] == "complementary":
-                    bounds[key] = (float(K), math.inf)  # "withheld": not fewer than k
                 else:
                     bounds[key] = (0.0, math.inf)
+                    hidden.add(key)
         quarter = Quarter(int(made.period[2:6]), int(made.period[-1]))
         _, constraints = build_cells(made.period, geo, {})
         relations += [
@@ -441,12 +440,14 @@ def public_knowledge(releases: list[Release], *, labels: bool = False) -> tuple[
     for total, members in relations:
         for key in (total, *members):
             bounds.setdefault(key, (0.0, math.inf))  # a quarter not released: unknown
-    return bounds, relations
+    return bounds, relations, hidden
 
 
-def narrowest_suppressed(bounds: dict, relations: list) -> list[tuple[tuple, float, float]]:
-    """For every suppressed cell, the range an LP over the public knowledge allows, when it
-    holds fewer than k integers."""
+def narrowest_suppressed(
+    bounds: dict, relations: list, hidden: set
+) -> list[tuple[tuple, float, float]]:
+    """For every hidden cell, the range of whole numbers the public knowledge allows, when
+    it holds fewer than k of them (integer programmes: an attacker knows counts are whole)."""
     cells = list(bounds)
     index = {key: i for i, key in enumerate(cells)}
     rows, cols, vals = [], [], []
@@ -461,34 +462,43 @@ def narrowest_suppressed(bounds: dict, relations: list) -> list[tuple[tuple, flo
     a_eq = coo_matrix((vals, (rows, cols)), shape=(len(relations), len(cells))).tocsr()
     b_eq = np.zeros(len(relations))
     lp_bounds = [(lo, None if math.isinf(hi) else hi) for lo, hi in bounds.values()]
-    hidden = [
-        key for key, (lo, hi) in bounds.items() if math.isinf(hi) or (lo, hi) == (0.0, K - 1.0)
-    ]
-    # Witnesses first: a few LPs with random weights on all hidden cells at once give
-    # feasible solutions; a cell they already show taking k different values is safe.
+    whole = np.ones(len(cells))
+
+    def solve(objective: np.ndarray, bounds_: list) -> Any:
+        return linprog(
+            objective, A_eq=a_eq, b_eq=b_eq, bounds=bounds_, method="highs", integrality=whole
+        )
+
+    targets = [key for key in cells if key in hidden]
+    # Witnesses first: a few whole-number solutions with random weights on all hidden cells
+    # at once; a cell they already show taking k different values is safe.
     capped = [(lo, 10**6 if hi is None else hi) for lo, hi in lp_bounds]
-    seen: dict[tuple, list[float]] = {key: [] for key in hidden}
+    seen: dict[tuple, list[float]] = {key: [] for key in targets}
     rng = np.random.default_rng(0)
     for _ in range(3):
         weights = np.zeros(len(cells))
-        for key in hidden:
+        for key in targets:
             weights[index[key]] = rng.uniform(0.5, 1.5)
         for sign in (1.0, -1.0):
-            solution = linprog(sign * weights, A_eq=a_eq, b_eq=b_eq, bounds=capped, method="highs")
+            solution = solve(sign * weights, capped)
             assert solution.status == 0, solution.message
-            for key in hidden:
+            for key in targets:
                 seen[key].append(float(solution.x[index[key]]))
     narrow = []
-    for key in hidden:
+    for key in targets:
         if math.floor(max(seen[key]) + 1e-7) - math.ceil(min(seen[key]) - 1e-7) + 1 >= K:
             continue
         objective = np.zeros(len(cells))
         objective[index[key]] = 1.0
-        low = linprog(objective, A_eq=a_eq, b_eq=b_eq, bounds=lp_bounds, method="highs")
-        high = linprog(-objective, A_eq=a_eq, b_eq=b_eq, bounds=lp_bounds, method="highs")
-        assert low.status == 0 and high.status in (0, 3)
-        if high.status == 3:
+        low = solve(objective, lp_bounds)
+        assert low.status == 0, low.message
+        # Unbounded above? The relaxation says so cleanly; then so is the integer programme.
+        relaxed = linprog(-objective, A_eq=a_eq, b_eq=b_eq, bounds=lp_bounds, method="highs")
+        assert relaxed.status in (0, 3), relaxed.message
+        if relaxed.status == 3:
             continue
+        high = solve(-objective, lp_bounds)
+        assert high.status == 0, high.message
         lo, top = low.fun, -high.fun
         if math.floor(top + 1e-7) - math.ceil(lo - 1e-7) + 1 < K:
             narrow.append((key, lo, top))
@@ -517,8 +527,7 @@ def test_no_suppressed_cell_can_be_worked_out_across_the_year(
             rich(quarter, org, 20, ethnicity=BME)
     db.session.commit()
     releases = [release(q, app) for q in (Q1, Q2, Q3, Q4)]
-    bounds, relations = public_knowledge(releases)
-    assert narrowest_suppressed(bounds, relations) == []
+    assert narrowest_suppressed(*public_knowledge(releases)) == []
 
 
 def test_quarters_released_after_their_year_table_cannot_be_differenced_against_it(
@@ -542,8 +551,7 @@ def test_quarters_released_after_their_year_table_cannot_be_differenced_against_
             releases.append(release(quarter, app))
         except ValidationError:
             db.session.rollback()  # refusing to release out of order is a fine answer too
-    bounds, relations = public_knowledge(releases)
-    assert narrowest_suppressed(bounds, relations) == []
+    assert narrowest_suppressed(*public_knowledge(releases)) == []
 
 
 def test_the_q4_audit_knows_every_relation_the_earlier_quarters_were_published_with(
@@ -638,8 +646,7 @@ def test_the_two_suppression_labels_give_nothing_away(app: Flask, orgs: list[Org
         }
     # One wording for both, so the labels add nothing to what the audit already assumes.
     assert shown == {f"fewer than {made.k} or withheld"}
-    bounds, relations = public_knowledge([made], labels=False)
-    assert narrowest_suppressed(bounds, relations) == []
+    assert narrowest_suppressed(*public_knowledge([made])) == []
 
 
 # --- the commands ----------------------------------------------------------------------------
@@ -693,6 +700,25 @@ def test_jobs_release(app: Flask, orgs: list[Organisation], cli: Callable[..., A
     result = cli("jobs", "release", "--period", "FY2024Q9")
     assert result.exit_code != 0
     assert "is not a quarter like" in result.output
+    assert count(Release) == 1
+
+
+def test_jobs_release_blocks_when_the_audit_runs_out_of_time(
+    app: Flask, orgs: list[Organisation], cli: Callable[..., Any]
+) -> None:
+    """The audit has a time limit (well inside the release job's one-hour lease): past it,
+    nothing is published and the operator is told why."""
+    rich(Q1, orgs[0], 25)
+    add(Q1, orgs[1], 3)
+    db.session.commit()
+    app.config["STATS_AUDIT_TIME_LIMIT_SECONDS"] = 0
+    result = cli("jobs", "release", "--period", Q1.key)
+    assert result.exit_code == 1, result.output
+    assert "release blocked by the disclosure audit: the audit ran out of time" in result.output
+    assert count(Release) == 0 and count(ReleaseTable) == 0
+    app.config["STATS_AUDIT_TIME_LIMIT_SECONDS"] = 1800
+    result = cli("jobs", "release", "--period", Q1.key)
+    assert result.exit_code == 0, result.output
     assert count(Release) == 1
 
 

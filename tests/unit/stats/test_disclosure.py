@@ -579,6 +579,13 @@ def test_the_audit_counts_in_whole_numbers() -> None:
         feasible_ranges(published | hidden, constraints, ["a", "b", "c"], k=K)
 
 
+def test_an_audit_out_of_time_blocks_rather_than_publishes() -> None:
+    values = {"T": 60, "a": 3, "b": 57}
+    with pytest.raises(DisclosureAuditError, match="ran out of time"):
+        control(values, [Constraint("T", ("a", "b"))], time_limit=0)
+    assert control(values, [Constraint("T", ("a", "b"))], time_limit=60).status["a"] == PRIMARY
+
+
 def test_same_input_same_output() -> None:
     """A release is computed once, but the control itself is deterministic too."""
     values = {("x", i): n for i, n in enumerate([3, 9, 14, 0, 27, 5, 8])}
