@@ -577,6 +577,11 @@ def test_the_audit_counts_in_whole_numbers() -> None:
     assert relaxed.status == 0  # the relaxation is satisfied by halves
     with pytest.raises(DisclosureAuditError, match="inconsistent"):
         feasible_ranges(published | hidden, constraints, ["a", "b", "c"], k=K)
+    # With "a + c" published as 1..2, a = c and 2a is 1 or 2: the relaxation's smallest
+    # a is ½, but in whole numbers a can only be 1 (a = c = 1, b = 0).
+    published["ac"] = Bounds(1, 2)
+    ranges = feasible_ranges(published | hidden, constraints, ["a", "b", "c"])
+    assert ranges == {"a": (1.0, 1.0), "b": (0.0, 0.0), "c": (1.0, 1.0)}
 
 
 def test_an_audit_out_of_time_blocks_rather_than_publishes() -> None:
