@@ -187,15 +187,21 @@ def _solve(
     error) stops the release rather than guessing a range.
 
     The relaxation is solved first. These relations (sums with their totals) nearly always
-    have a whole-number optimal vertex, and then it is the integer optimum too: it is
-    feasible in whole numbers (the rounding moves every entry by under ``_WHOLE``, so each
-    sum of ±1 entries stays exactly zero and each whole-number bound holds) and no integer
-    solution can beat the relaxation. Only a fractional optimum needs the integer solver.
+    have a whole-number optimal vertex, and then it is the integer optimum too: rounded, it
+    is checked to satisfy every relation and bound exactly, and no integer solution can
+    beat the relaxation. Only a fractional optimum needs the integer solver.
     """
     relaxed = _run(objective, a_eq, b_eq, lp_bounds, integer=False, deadline=deadline)
     if relaxed.status == 0:
         whole = np.round(relaxed.x)
-        if np.all(np.abs(relaxed.x - whole) < _WHOLE):
+        low = np.array([lo for lo, _ in lp_bounds], dtype=float)
+        high = np.array([math.inf if hi is None else hi for _, hi in lp_bounds], dtype=float)
+        if (
+            np.all(np.abs(relaxed.x - whole) < _WHOLE)
+            and not np.any(a_eq @ whole - b_eq)
+            and np.all(whole >= low)
+            and np.all(whole <= high)
+        ):
             return _Optimum(whole, float(objective @ whole))
     result = _run(objective, a_eq, b_eq, lp_bounds, integer=True, deadline=deadline)
     if result.status != 0:
