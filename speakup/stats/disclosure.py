@@ -182,16 +182,24 @@ def _solve(
     b_eq: np.ndarray,
     lp_bounds: list,
     deadline: float | None = None,
-) -> _Optimum:
-    """An optimum in whole numbers. Fails closed: anything else (a time limit, a solver
+    *,
+    may_be_unbounded: bool = False,
+) -> _Optimum | None:
+    """An optimum in whole numbers, or None when the objective can fall without limit
+    (only if ``may_be_unbounded``). Fails closed: anything else (a time limit, a solver
     error) stops the release rather than guessing a range.
 
-    The relaxation is solved first. These relations (sums with their totals) nearly always
-    have a whole-number optimal vertex, and then it is the integer optimum too: rounded, it
-    is checked to satisfy every relation and bound exactly, and no integer solution can
-    beat the relaxation. Only a fractional optimum needs the integer solver.
+    The relaxation is solved first. Unbounded, it says so cleanly (HiGHS' integer solver
+    only says "unbounded or infeasible"), and with whole-number data and a whole-number
+    solution (the true counts) the integer programme is unbounded exactly when its
+    relaxation is. These relations (sums with their totals) nearly always have a
+    whole-number optimal vertex, and then it is the integer optimum too: rounded, it is
+    checked to satisfy every relation and bound exactly, and no integer solution can beat
+    the relaxation. Only a fractional optimum needs the integer solver.
     """
     relaxed = _run(objective, a_eq, b_eq, lp_bounds, integer=False, deadline=deadline)
+    if relaxed.status == 3 and may_be_unbounded:
+        return None
     if relaxed.status == 0:
         whole = np.round(relaxed.x)
         low = np.array([lo for lo, _ in lp_bounds], dtype=float)
@@ -209,21 +217,10 @@ def _solve(
     return _Optimum(np.asarray(result.x), float(result.fun))
 
 
-def _unbounded_above(
-    objective: np.ndarray,
-    a_eq: Any,
-    b_eq: np.ndarray,
-    lp_bounds: list,
-    deadline: float | None = None,
-) -> bool:
-    """Whether the target can grow without limit. Asked of the LP relaxation, which answers
-    "unbounded" cleanly (HiGHS' integer solver only says "unbounded or infeasible"): with
-    whole-number data and a whole-number solution (the true counts), the integer programme
-    is unbounded exactly when its relaxation is."""
-    result = _run(-objective, a_eq, b_eq, lp_bounds, integer=False, deadline=deadline)
-    if result.status not in (0, 3):
-        raise DisclosureAuditError(f"the audit could not solve a range: {result.message}")
-    return bool(result.status == 3)
+def _bounded(solution: _Optimum | None) -> _Optimum:
+    if solution is None:  # only asked for where the programme is bounded
+        raise DisclosureAuditError("the audit could not solve a range: unbounded")
+    return solution
 
 
 def feasible_ranges(
@@ -306,8 +303,8 @@ def feasible_ranges(
                 for cell in remaining:
                     weights[index[cell]] = rng.uniform(0.5, 1.5)
                 try:
-                    low_witness = _solve(weights, a_eq, b_eq, capped, deadline)
-                    high_witness = _solve(-weights, a_eq, b_eq, capped, deadline)
+                    low_witness = _bounded(_solve(weights, a_eq, b_eq, capped, deadline))
+                    high_witness = _bounded(_solve(-weights, a_eq, b_eq, capped, deadline))
                 except DisclosureAuditError:
                     break  # no witnesses: the exact programmes below decide, failing closed
                 note(low_witness.x, remaining)
@@ -325,13 +322,13 @@ def feasible_ranges(
             if seen_low.get(cell, math.inf) <= bounds[cell].low + 1e-9:
                 lo = bounds[cell].low  # a witness already sits on the lower bound
             else:
-                low = _solve(objective, a_eq, b_eq, lp_bounds, deadline)
+                low = _bounded(_solve(objective, a_eq, b_eq, lp_bounds, deadline))
                 lo = float(low.fun)
                 note(low.x, [c for c in remaining if c not in result])
-            if _unbounded_above(objective, a_eq, b_eq, lp_bounds, deadline):
+            high = _solve(-objective, a_eq, b_eq, lp_bounds, deadline, may_be_unbounded=True)
+            if high is None:
                 hi = math.inf
             else:
-                high = _solve(-objective, a_eq, b_eq, lp_bounds, deadline)
                 hi = float(-high.fun)
                 note(high.x, [c for c in remaining if c not in result])
             result[cell] = (lo, hi)
