@@ -193,9 +193,12 @@ def _solve(
     only says "unbounded or infeasible"), and with whole-number data and a whole-number
     solution (the true counts) the integer programme is unbounded exactly when its
     relaxation is. These relations (sums with their totals) nearly always have a
-    whole-number optimal vertex, and then it is the integer optimum too: rounded, it is
-    checked to satisfy every relation and bound exactly, and no integer solution can beat
-    the relaxation. Only a fractional optimum needs the integer solver.
+    whole-number optimal vertex, and then it is the integer optimum too, as no integer
+    solution can beat the relaxation. Safety does not rest on that optimality (which holds
+    only to the solver's tolerance): the rounded vector is checked to satisfy every relation
+    and bound exactly, so a reported minimum or maximum is always taken by a real
+    whole-number solution, and a range can only come out narrower than the truth (a false
+    block), never wider. Only a fractional optimum needs the integer solver.
     """
     relaxed = _run(objective, a_eq, b_eq, lp_bounds, integer=False, deadline=deadline)
     if relaxed.status == 3 and may_be_unbounded:
