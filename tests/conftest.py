@@ -7,6 +7,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ import pyotp
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import event, func, select, text
 
 from speakup import create_app
 from speakup.accounts.models import Role, User
-from speakup.accounts.services import create_user, new_totp_secret
-from speakup.cases.models import DisclosureMode, Route
+from speakup.accounts.services import check_password, create_user, new_totp_secret
+from speakup.cases.models import Case, DisclosureMode, Route, Status
+from speakup.cases.policy import policy_for
+from speakup.cases.workflow import Actor, change_status
 from speakup.crypto import Argon2Params
 from speakup.extensions import db
 from speakup.organisations.models import Organisation
@@ -247,3 +250,65 @@ def staff_client(app: Flask) -> Callable[[Staff], FlaskClient]:
         return c
 
     return factory
+
+
+@pytest.fixture
+def cli(app: Flask) -> Callable[..., Any]:
+    """Run a ``flask`` command in the test's app, with optional standard input."""
+    runner = app.test_cli_runner()
+
+    def invoke(*args: str, stdin: str | None = None) -> Any:
+        result = runner.invoke(args=list(args), input=stdin)
+        # A real command runs in its own app context, whose teardown rolls back whatever a
+        # failed command left uncommitted; here the test's context is shared, so do the same.
+        db.session.rollback()
+        return result
+
+    return invoke
+
+
+def count(model: type, **where: Any) -> int:
+    """Rows of ``model`` (whose columns equal ``where``, if given)."""
+    query = select(func.count()).select_from(model)
+    for key, value in where.items():
+        query = query.where(getattr(model, key) == value)
+    return db.session.scalar(query) or 0
+
+
+@contextmanager
+def recorded_queries() -> Iterator[list[str]]:
+    """The SQL statements sent while the block runs."""
+    statements: list[str] = []
+
+    def before_cursor_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", before_cursor_execute)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", before_cursor_execute)
+
+
+def actor_for(app: Flask, staff: Staff) -> Actor:
+    """A staff member as the case services see them: their account and unlocked key."""
+    user = db.session.get_one(User, staff.user.id)
+    unlocked = check_password(user, staff.password, TEST_ARGON2, app.config)
+    return Actor(user, unlocked.private_key)
+
+
+def move(app: Flask, case: Case, actor: Actor, *targets: Status, message: str = "") -> Case:
+    """Walk a case through ``targets`` as a guardian, committing each step; feedback gets a
+    standard message unless ``message`` is given."""
+    for target in targets:
+        text = message or ("Here is what happened." if target == Status.FEEDBACK_GIVEN else "")
+        change_status(
+            case,
+            actor,
+            target,
+            policy=policy_for(case.organisation, app.config),
+            expected_version=case.version,
+            message=text or None,
+        )
+        db.session.commit()
+    return case

@@ -144,18 +144,6 @@ def test_the_users_page_lists_every_account_and_its_state(app, org, team, staff_
     assert "Locked" in row["Pat Panel"]
 
 
-@pytest.fixture
-def cli(app):
-    runner = app.test_cli_runner()
-
-    def invoke(*args, stdin=None):
-        result = runner.invoke(args=list(args), input=stdin)
-        db.session.rollback()
-        return result
-
-    return invoke
-
-
 # The audit log: who accessed what, never content ---------------------------------------------
 
 

@@ -9,7 +9,7 @@ import stat
 
 import pyotp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 import speakup.demo as demo
 from speakup.accounts.models import Role, User
@@ -19,26 +19,9 @@ from speakup.crypto import PrivateKey
 from speakup.extensions import db
 from speakup.organisations.models import Organisation, Region, System
 from speakup.settings import argon2_params
+from tests.conftest import count
 
 STRONG = "a long enough password\n"
-
-
-def count(model) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
-
-
-@pytest.fixture
-def cli(app):
-    runner = app.test_cli_runner()
-
-    def invoke(*args, stdin=None):
-        result = runner.invoke(args=list(args), input=stdin)
-        # A real command runs in its own app context, whose teardown rolls back whatever a
-        # failed command left uncommitted; here the test's context is shared, so do the same.
-        db.session.rollback()
-        return result
-
-    return invoke
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from PIL import Image
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, func, select
 
 import speakup.cases.keys as case_keys
 import speakup.crypto.aead as aead
@@ -20,7 +20,7 @@ from speakup.cases.models import Attachment, CaseKey, DisclosureMode, KeyType, M
 from speakup.db import utcnow
 from speakup.extensions import db
 from speakup.reporting.attachments import sanitise_attachment
-from tests.conftest import sign_in
+from tests.conftest import recorded_queries, sign_in
 
 REFERENCE = re.compile(r'href="/staff/cases/(SU-[0-9A-Z]{4}-[0-9A-Z]{4})"')
 SAFE_TYPES = {"application/pdf", "image/jpeg", "image/png", "text/plain"}
@@ -115,25 +115,10 @@ def test_an_empty_inbox_says_so(client, guardian):
     assert "No cases have been sealed to you yet." in page(client.get("/staff/cases/"))
 
 
-def _count_queries():
-    statements: list[str] = []
-
-    def before_cursor_execute(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", before_cursor_execute)
-    return statements, lambda: event.remove(
-        db.engine, "before_cursor_execute", before_cursor_execute
-    )
-
-
 def _inbox_queries(client) -> int:
     db.session.expire_all()
-    statements, stop = _count_queries()
-    try:
+    with recorded_queries() as statements:
         response = client.get("/staff/cases/")
-    finally:
-        stop()
     assert response.status_code == 200
     return len(statements)
 

@@ -61,19 +61,6 @@ def change(client, current: str, new: str = NEW_PASSWORD, confirm: str | None = 
 
 
 @pytest.fixture
-def cli(app):
-    runner = app.test_cli_runner()
-
-    def invoke(*args, stdin=None):
-        result = runner.invoke(args=list(args), input=stdin)
-        # The command shares the test's app context: drop whatever a failure left behind.
-        db.session.rollback()
-        return result
-
-    return invoke
-
-
-@pytest.fixture
 def org(make_org):
     return make_org()
 

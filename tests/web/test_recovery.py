@@ -58,19 +58,6 @@ def events(action: str) -> list[AuditEvent]:
 
 
 @pytest.fixture
-def cli(app):
-    runner = app.test_cli_runner()
-
-    def invoke(*args, stdin=None):
-        result = runner.invoke(args=list(args), input=stdin)
-        # The command shares the test's app context: drop whatever a failure left behind.
-        db.session.rollback()
-        return result
-
-    return invoke
-
-
-@pytest.fixture
 def org(make_org, tmp_path):
     return make_org("RRK", recovery_dir=tmp_path)
 

@@ -10,13 +10,14 @@ import tempfile
 
 import pytest
 from PIL import Image
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from speakup.accounts.models import Role
 from speakup.cases.models import Attachment, Case, CaseKey, DisclosureMode, KeyType
 from speakup.extensions import db
+from tests.conftest import count
 
 RECEIPT = re.compile(r'data-testid="receipt">\s*([0-9A-Z-]+)\s*<')
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -36,10 +37,6 @@ def report(org, **overrides):
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
-
-
-def count(model) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
 
 
 def committed_cases() -> int:

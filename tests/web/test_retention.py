@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from speakup.accounts.models import AuthSession, Role
-from speakup.accounts.services import check_password
 from speakup.audit.models import AuditEvent
 from speakup.cases.models import (
     Attachment,
@@ -25,11 +24,11 @@ from speakup.cases.models import (
     Status,
 )
 from speakup.cases.policy import add_months, policy_for
-from speakup.cases.workflow import Actor, change_status
+from speakup.cases.workflow import change_status
 from speakup.extensions import db
 from speakup.jobs.cli import jobs_cli
 from speakup.reporting.attachments import SanitisedFile
-from tests.conftest import TEST_ARGON2
+from tests.conftest import actor_for, count
 
 T0 = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
 CANARY = "zq_retention_canary the locker room remarks about my hijab"
@@ -43,27 +42,9 @@ def clock(time_machine):
     return time_machine
 
 
-@pytest.fixture
-def cli(app):
-    runner = app.test_cli_runner()
-
-    def invoke(*args):
-        result = runner.invoke(args=list(args))
-        db.session.rollback()
-        db.session.expire_all()
-        return result
-
-    return invoke
-
-
-def actor_for(staff, app) -> Actor:
-    unlocked = check_password(staff.user, staff.password, TEST_ARGON2, app.config)
-    return Actor(staff.user, unlocked.private_key)
-
-
 def finish(app, case: Case, staff, target: Status = Status.CLOSED) -> None:
     """Take a case through the workflow to closed (or withdrawn) as one of its readers."""
-    actor = actor_for(staff, app)
+    actor = actor_for(app, staff)
     policy = policy_for(case.organisation, app.config)
     path = [*CLOSING, Status.CLOSED] if target == Status.CLOSED else [Status.WITHDRAWN]
     for step in path:
@@ -75,19 +56,12 @@ def finish(app, case: Case, staff, target: Status = Status.CLOSED) -> None:
 def reopen(app, case: Case, staff) -> None:
     change_status(
         case,
-        actor_for(staff, app),
+        actor_for(app, staff),
         Status.REOPENED,
         policy=policy_for(case.organisation, app.config),
         expected_version=None,
     )
     db.session.commit()
-
-
-def count(model, **where) -> int:
-    query = select(func.count()).select_from(model)
-    for key, value in where.items():
-        query = query.where(getattr(model, key) == value)
-    return db.session.scalar(query)
 
 
 def purged_ids() -> list[int]:
@@ -211,7 +185,7 @@ def test_open_and_reopened_cases_are_never_purged(app, clock, org, guardian, sub
     working = submit(org, what_happened=CANARY).case
     change_status(
         working,
-        actor_for(guardian, app),
+        actor_for(app, guardian),
         Status.ACKNOWLEDGED,
         policy=policy_for(org, app.config),
         expected_version=None,
@@ -235,7 +209,7 @@ def test_closing_again_after_a_reopening_restarts_the_clock(app, clock, org, gua
     finish(app, case, guardian)
     clock.move_to(add_months(T0, 6))
     reopen(app, case, guardian)
-    actor = actor_for(guardian, app)
+    actor = actor_for(app, guardian)
     policy = policy_for(org, app.config)
     for step in (Status.IN_PROGRESS, Status.FEEDBACK_GIVEN, Status.CLOSED):
         message = "Further feedback." if step == Status.FEEDBACK_GIVEN else None

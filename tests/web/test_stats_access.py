@@ -28,7 +28,7 @@ import pyotp
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, insert, select
+from sqlalchemy import insert, select
 
 # pygal (the release job draws its charts with it) appends a legacy import hook to
 # sys.meta_path. On Python 3.11 every import that reaches it warns (ImportWarning), which the
@@ -54,7 +54,7 @@ from speakup.stats.models import Fact, Release, ReleaseTable, Workforce
 from speakup.stats.periods import Quarter, parse_quarter
 from speakup.stats.release import release_period
 from speakup.stats.views import ORDER
-from tests.conftest import PASSWORD, TEST_ARGON2
+from tests.conftest import PASSWORD, TEST_ARGON2, recorded_queries
 
 #: the quarters of the world; today is after all three (the suite runs in or after 2026/27 Q3)
 RELEASED = ("FY2025Q4", "FY2026Q1")
@@ -566,17 +566,9 @@ def test_without_any_release_the_dashboard_says_so(app, as_):
 
 
 def _dashboard_queries(client: FlaskClient) -> tuple[int, str]:
-    statements: list[str] = []
-
-    def before_cursor_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
     db.session.expire_all()
-    event.listen(db.engine, "before_cursor_execute", before_cursor_execute)
-    try:
+    with recorded_queries() as statements:
         response = client.get("/staff/statistics/")
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before_cursor_execute)
     assert response.status_code == 200
     return len(statements), response.get_data(as_text=True)
 

@@ -18,17 +18,16 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import DateTime, func, select, text
+from sqlalchemy import DateTime, select, text
 
-from speakup.accounts.models import Role, User
-from speakup.accounts.services import check_password
+from speakup.accounts.models import Role
 from speakup.audit.models import AuditEvent
 from speakup.cases.content import decrypt_json
 from speakup.cases.keys import open_case_key
 from speakup.cases.models import Case, DisclosureMode, KeyType, Status
 from speakup.cases.policy import policy_for
 from speakup.cases.triage import Triage, record_triage
-from speakup.cases.workflow import Actor, change_status
+from speakup.cases.workflow import Actor
 from speakup.crypto import DecryptionError, open_sealed
 from speakup.db import utcnow
 from speakup.extensions import db
@@ -43,7 +42,7 @@ from speakup.stats.facts import PURPOSE, shuffle_inbox, stats_private_key
 from speakup.stats.models import Fact, FactInbox
 from speakup.stats.periods import quarter_of
 from speakup.stats.vocab import ETHNIC_GROUPS, PAY_BANDS, STAFF_GROUPS
-from tests.conftest import PASSWORD, PG_URL, TEST_ARGON2, Staff
+from tests.conftest import PG_URL, Staff, actor_for, count, move
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 #: every field a fact may carry (DESIGN §7); nothing else
@@ -82,25 +81,6 @@ def guardian(make_staff: Callable[..., Staff], org: Organisation) -> Staff:
     return make_staff(Role.GUARDIAN, org, name="Facts Guardian")
 
 
-def actor_for(app: Flask, staff: Staff) -> Actor:
-    user = db.session.get_one(User, staff.user.id)
-    return Actor(user, check_password(user, PASSWORD, TEST_ARGON2, app.config).private_key)
-
-
-def move(app: Flask, case: Case, actor: Actor, *targets: Status) -> None:
-    for target in targets:
-        message = "Here is what happened." if target == Status.FEEDBACK_GIVEN else None
-        change_status(
-            case,
-            actor,
-            target,
-            policy=policy_for(case.organisation, app.config),
-            expected_version=case.version,
-            message=message,
-        )
-        db.session.commit()
-
-
 def triage(case: Case, actor: Actor, elements: list[str], race_codes: list[str]) -> None:
     record_triage(
         case,
@@ -117,10 +97,6 @@ def inbox_payloads(app: Flask) -> list[dict[str, Any]]:
         json.loads(open_sealed(private, row.sealed, purpose=PURPOSE, case_id=0))
         for row in db.session.scalars(select(FactInbox))
     ]
-
-
-def count(model: type) -> int:
-    return db.session.scalar(select(func.count()).select_from(model)) or 0
 
 
 def database_bytes(app: Flask) -> bytes:

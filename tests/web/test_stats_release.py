@@ -24,7 +24,7 @@ import pytest
 from flask import Flask
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 
 from speakup.db import utcnow
 from speakup.errors import ValidationError
@@ -39,6 +39,7 @@ from speakup.stats.national_return import CURRENT_VERSION, build_return, load_ma
 from speakup.stats.periods import Quarter, quarter_of
 from speakup.stats.release import Geography, build_cells, release_period
 from speakup.stats.vocab import PAY_BANDS, STAFF_GROUPS
+from tests.conftest import count
 
 K = 8
 HALF = 2
@@ -53,20 +54,6 @@ WHITE, BME = "white_british", "black_african"
 @pytest.fixture
 def orgs(make_org: Callable[..., Organisation]) -> list[Organisation]:
     return [make_org(code) for code in ("ORGA", "ORGB", "ORGC")]
-
-
-@pytest.fixture
-def cli(app: Flask) -> Callable[..., Any]:
-    runner = app.test_cli_runner()
-
-    def invoke(*args: str) -> Any:
-        result = runner.invoke(args=list(args))
-        # A real command runs in its own app context, whose teardown rolls back whatever a
-        # failed command left uncommitted; here the test's context is shared, so do the same.
-        db.session.rollback()
-        return result
-
-    return invoke
 
 
 def add(period: Quarter, org: Organisation, n: int, kind: str = "submitted", **fields: Any) -> None:
@@ -123,10 +110,6 @@ def tables(made: Release) -> dict[tuple[str, int, str], ReleaseTable]:
 def snapshot() -> dict[tuple, tuple]:
     rows = db.session.scalars(select(ReleaseTable)).all()
     return {(t.release_id, t.scope_kind, t.scope_id, t.table_key): (t.payload, t.svg) for t in rows}
-
-
-def count(model: type) -> int:
-    return db.session.scalar(select(func.count()).select_from(model)) or 0
 
 
 def cell(payload: dict, coord: str) -> dict:

@@ -22,16 +22,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from speakup.accounts.models import Role, User
-from speakup.accounts.services import check_password
+from speakup.accounts.models import Role
 from speakup.cases.deadlines import add_working_days, is_working_day
 from speakup.cases.models import Case, Status
 from speakup.cases.policy import add_months, checkin_dates, policy_for, purge_date
-from speakup.cases.workflow import Actor, change_status
+from speakup.cases.workflow import Actor
 from speakup.extensions import db
 from speakup.organisations.models import Organisation
 from speakup.reporting.services import Submission, send_reporter_message, unlock_reporter_key
-from tests.conftest import PASSWORD, TEST_ARGON2, Staff
+from tests.conftest import Staff, actor_for, move
 from tests.security.support import post_report, receipt_from, report_form
 
 REFERENCE = re.compile(r"SU-[0-9A-Z]{4}-[0-9A-Z]{4}")
@@ -60,27 +59,6 @@ def org(make_org: Callable[..., Organisation], tmp_path: Path) -> Organisation:
 @pytest.fixture
 def guardian(make_staff: Callable[..., Staff], org: Organisation) -> Staff:
     return make_staff(Role.GUARDIAN, org, name="Clock Guardian")
-
-
-def actor_for(app: Flask, staff: Staff) -> Actor:
-    user = db.session.get_one(User, staff.user.id)
-    return Actor(user, check_password(user, PASSWORD, TEST_ARGON2, app.config).private_key)
-
-
-def move(app: Flask, case: Case, actor: Actor, *targets: Status, message: str = "") -> Case:
-    """Walk a case through ``targets`` at the current (frozen) time, as a guardian."""
-    for target in targets:
-        text = message or ("Here is what happened." if target == Status.FEEDBACK_GIVEN else "")
-        change_status(
-            case,
-            actor,
-            target,
-            policy=policy_for(case.organisation, app.config),
-            expected_version=case.version,
-            message=text or None,
-        )
-        db.session.commit()
-    return case
 
 
 TO_CLOSED = (
