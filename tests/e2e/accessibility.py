@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from speakup import ROOT
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+#: every page is checked at a desktop size and at the 320 CSS pixels of WCAG 1.4.10 reflow
+VIEWPORTS = {
+    "desktop": {"width": 1280, "height": 800},
+    "320px": {"width": 320, "height": 640},
+}
 #: WCAG 2.2 AA (which includes 2.0 and 2.1 A and AA) plus axe's best practices.
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
 
@@ -72,3 +78,8 @@ def assert_no_sideways_scroll(page: Page, width: int) -> None:
         f"{page.url} scrolls sideways at {width}px (scrollWidth {scroll_width}); widest:\n  "
         + "\n  ".join(wide)
     )
+
+
+def expect_heading(page: Page, name: str | re.Pattern[str]) -> None:
+    """The page's one top-level heading is ``name``: the page being checked has loaded."""
+    expect(page.get_by_role("heading", level=1, name=name)).to_be_visible()

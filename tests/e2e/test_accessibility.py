@@ -22,7 +22,12 @@ from speakup.cases.models import Case
 from speakup.extensions import db
 from speakup.organisations.models import Organisation
 from tests.conftest import PASSWORD, TEST_ARGON2
-from tests.e2e.accessibility import assert_accessible, assert_no_sideways_scroll
+from tests.e2e.accessibility import (
+    VIEWPORTS,
+    assert_accessible,
+    assert_no_sideways_scroll,
+    expect_heading,
+)
 from tests.e2e.journeys import (
     enter_password,
     fill_report,
@@ -34,11 +39,6 @@ from tests.e2e.journeys import (
 from tests.e2e.site import Browsing, Login, Site
 
 pytestmark = pytest.mark.browser
-
-VIEWPORTS = {
-    "desktop": {"width": 1280, "height": 800},
-    "320px": {"width": 320, "height": 640},
-}
 
 
 @dataclass(frozen=True)
@@ -119,20 +119,16 @@ def screen(name: str) -> Callable[[Screen], Screen]:
     return register
 
 
-def _heading(page: Page, name: str | re.Pattern[str]) -> None:
-    expect(page.get_by_role("heading", level=1, name=name)).to_be_visible()
-
-
 @screen("start")
 def _start(page: Page, site: Site, prep: Prepared) -> None:
     page.goto("/")
-    _heading(page, re.compile("^Speak up"))
+    expect_heading(page, re.compile("^Speak up"))
 
 
 @screen("report-form")
 def _report_form(page: Page, site: Site, prep: Prepared) -> None:
     page.goto("/report")
-    _heading(page, "Raise a concern")
+    expect_heading(page, "Raise a concern")
 
 
 @screen("report-form-pool-choice")
@@ -159,7 +155,7 @@ def _receipt(page: Page, site: Site, prep: Prepared) -> None:
 @screen("follow-up")
 def _follow_up(page: Page, site: Site, prep: Prepared) -> None:
     page.goto("/follow-up")
-    _heading(page, "Follow up on a concern")
+    expect_heading(page, "Follow up on a concern")
 
 
 @screen("follow-up-error")
@@ -180,7 +176,7 @@ def _reporter_case(page: Page, site: Site, prep: Prepared) -> None:
 @screen("staff-sign-in")
 def _staff_sign_in(page: Page, site: Site, prep: Prepared) -> None:
     page.goto("/staff/sign-in")
-    _heading(page, "Sign in")
+    expect_heading(page, "Sign in")
 
 
 @screen("staff-sign-in-error")
@@ -196,13 +192,13 @@ def _staff_sign_in_error(page: Page, site: Site, prep: Prepared) -> None:
 @screen("security-code")
 def _security_code(page: Page, site: Site, prep: Prepared) -> None:
     enter_password(page, site.guardian)
-    _heading(page, "Enter your security code")
+    expect_heading(page, "Enter your security code")
 
 
 @screen("security-code-enrolment")
 def _enrolment(page: Page, site: Site, prep: Prepared) -> None:
     enter_password(page, prep.new_staff)
-    _heading(page, "Set up your security code")
+    expect_heading(page, "Set up your security code")
     expect(page.locator(".speakup-qr svg")).to_be_visible()
 
 
@@ -215,7 +211,7 @@ def _inbox(page: Page, site: Site, prep: Prepared) -> None:
 @screen("guardian-case")
 def _guardian_case(page: Page, site: Site, prep: Prepared) -> None:
     page.goto(f"/staff/cases/{prep.reference}")
-    _heading(page, f"Case {prep.reference}")
+    expect_heading(page, f"Case {prep.reference}")
     expect(page.get_by_role("link", name="ward-photo.png")).to_have_count(2)
 
 
@@ -223,7 +219,7 @@ def _guardian_case(page: Page, site: Site, prep: Prepared) -> None:
 def _not_found(page: Page, site: Site, prep: Prepared) -> None:
     response = page.goto("/no-such-page")
     assert response is not None and response.status == 404
-    _heading(page, "Page not found")
+    expect_heading(page, "Page not found")
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)

@@ -30,7 +30,12 @@ from speakup.stats.national_return import CURRENT_VERSION
 from speakup.stats.periods import latest_releasable, parse_quarter, quarter_of
 from tests.conftest import PG_URL, reset_postgres
 from tests.conftest import test_config as app_config
-from tests.e2e.accessibility import assert_accessible, assert_no_sideways_scroll
+from tests.e2e.accessibility import (
+    VIEWPORTS,
+    assert_accessible,
+    assert_no_sideways_scroll,
+    expect_heading,
+)
 from tests.e2e.journeys import enter_password, unique_text
 from tests.e2e.site import Browsing, Login, Site, serving
 from tests.web.test_stats_access import (
@@ -44,10 +49,6 @@ from tests.web.test_stats_access import (
 
 pytestmark = pytest.mark.browser
 
-VIEWPORTS = {
-    "desktop": {"width": 1280, "height": 800},
-    "320px": {"width": 320, "height": 640},
-}
 LATEST, EARLIER = parse_quarter(RELEASED[-1]), parse_quarter(RELEASED[0])
 
 
@@ -325,14 +326,10 @@ def screen(name: str, who: str | None) -> Callable[[Screen], Screen]:
     return register
 
 
-def _h1(page: Page, text: str | re.Pattern[str]) -> None:
-    expect(page.get_by_role("heading", level=1, name=text)).to_be_visible()
-
-
 @screen("dashboard-region", "region_leader")
 def _dashboard_region(page: Page, stats: StatsSite) -> None:
     page.goto("/staff/statistics/")
-    _h1(page, "Speaking up in Midlands")
+    expect_heading(page, "Speaking up in Midlands")
     assert assert_charts_loaded(page) >= 10
 
 
@@ -346,7 +343,7 @@ def _dashboard_region_year_end(page: Page, stats: StatsSite) -> None:
 @screen("dashboard-system", "system_leader")
 def _dashboard_system(page: Page, stats: StatsSite) -> None:
     page.goto("/staff/statistics/")
-    _h1(page, f"Speaking up in {stats.world.system_names['A']}")
+    expect_heading(page, f"Speaking up in {stats.world.system_names['A']}")
     expect(
         page.get_by_role("heading", name="Concerns by route and way of speaking up")
     ).to_be_visible()
@@ -356,7 +353,7 @@ def _dashboard_system(page: Page, stats: StatsSite) -> None:
 @screen("dashboard-organisation", "org_leader")
 def _dashboard_organisation(page: Page, stats: StatsSite) -> None:
     page.goto("/staff/statistics/")
-    _h1(page, f"Speaking up in {stats.world.org_names['A1']}")
+    expect_heading(page, f"Speaking up in {stats.world.org_names['A1']}")
     expect(page.get_by_role("cell", name="fewer than 8 or withheld").first).to_be_visible()
     assert_charts_loaded(page)
 

@@ -24,7 +24,12 @@ from speakup.accounts.models import Role
 from speakup.cases.models import Status
 from speakup.cases.triage import Triage
 from speakup.db import utcnow
-from tests.e2e.accessibility import assert_accessible, assert_no_sideways_scroll
+from tests.e2e.accessibility import (
+    VIEWPORTS,
+    assert_accessible,
+    assert_no_sideways_scroll,
+    expect_heading,
+)
 from tests.e2e.journeys import follow_up
 from tests.e2e.site import Browsing, Site
 from tests.e2e.workflow_support import (
@@ -47,11 +52,6 @@ from tests.e2e.workflow_support import (
 )
 
 pytestmark = pytest.mark.browser
-
-VIEWPORTS = {
-    "desktop": {"width": 1280, "height": 800},
-    "320px": {"width": 320, "height": 640},
-}
 
 
 @dataclass(frozen=True)
@@ -176,13 +176,9 @@ def screen(name: str, who: str | None) -> Callable[[Screen], Screen]:
     return register
 
 
-def _heading(page: Page, name: str | re.Pattern[str]) -> None:
-    expect(page.get_by_role("heading", level=1, name=name)).to_be_visible()
-
-
 def _case_page(page: Page, reference: str) -> None:
     page.goto(f"/staff/cases/{reference}")
-    _heading(page, f"Case {reference}")
+    expect_heading(page, f"Case {reference}")
 
 
 @screen("case-received-all-actions", "lead")
@@ -237,7 +233,7 @@ def _case_audit(page: Page, site: Site, prep: Prepared) -> None:
     page.goto(f"/staff/cases/{prep.closed.reference}")
     settle(page)
     page.get_by_role("link", name="Audit trail of this case").click()
-    _heading(page, f"Audit trail of case {prep.closed.reference}")
+    expect_heading(page, f"Audit trail of case {prep.closed.reference}")
     expect(
         page.get_by_role("cell", name="case.status_changed (feedback_given->closed)")
     ).to_be_visible()
@@ -280,14 +276,14 @@ def _inbox_no_match(page: Page, site: Site, prep: Prepared) -> None:
 @screen("lead-overview", "lead")
 def _overview(page: Page, site: Site, prep: Prepared) -> None:
     page.goto("/staff/cases/overview")
-    _heading(page, re.compile(r"^Open cases in "))
+    expect_heading(page, re.compile(r"^Open cases in "))
     expect(page.get_by_role("cell", name=prep.received.reference)).to_be_visible()
 
 
 @screen("admin-users", "admin")
 def _admin_users(page: Page, site: Site, prep: Prepared) -> None:
     page.goto("/staff/admin/users")
-    _heading(page, "Staff accounts")
+    expect_heading(page, "Staff accounts")
     open_all_details(page)
     expect(page.get_by_label("Temporary password for Gita Guardian")).to_be_visible()
     expect(page.get_by_role("row", name=re.compile("^Fern Former"))).to_contain_text("Disabled")
@@ -297,13 +293,13 @@ def _admin_users(page: Page, site: Site, prep: Prepared) -> None:
 @screen("admin-audit-log", "admin")
 def _admin_audit(page: Page, site: Site, prep: Prepared) -> None:
     page.goto("/staff/admin/audit")
-    _heading(page, "Who accessed what")
+    expect_heading(page, "Who accessed what")
 
 
 @screen("change-password", "guardian")
 def _change_password(page: Page, site: Site, prep: Prepared) -> None:
     page.goto("/staff/account/password")
-    _heading(page, "Change your password")
+    expect_heading(page, "Change your password")
 
 
 @screen("change-password-errors", "guardian")
