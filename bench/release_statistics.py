@@ -40,8 +40,6 @@ import math
 import os
 import random
 import re
-import resource
-import secrets
 import statistics
 import sys
 import tempfile
@@ -58,10 +56,17 @@ if str(ROOT) not in sys.path:  # runnable without an editable install
     sys.path.insert(0, str(ROOT))
 
 import pyotp  # noqa: E402
+from benchkit import (  # noqa: E402
+    BenchError,
+    app_config,
+    cpu_seconds,
+    peak_rss_mib,
+    throwaway_postgres,
+)
 from flask import Flask  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import create_engine, event, func, inspect, select, text  # noqa: E402
-from sqlalchemy.engine import URL, Engine, make_url  # noqa: E402
+from sqlalchemy.engine import Engine, make_url  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 import speakup.demo  # noqa: E402
@@ -89,16 +94,7 @@ PASSWORD = "bench leader password"
 EXTRA_INDEX = ("bench_fact_period_kind_org", ("period", "kind", "organisation_id"))
 
 
-class BenchError(RuntimeError):
-    """The benchmark could not run, or a check failed."""
-
-
 # Small helpers -------------------------------------------------------------------------
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def p95(samples: list[float]) -> float:
@@ -181,10 +177,6 @@ class Target:
     label: str
 
 
-def _conninfo(url: URL, database: str) -> str:
-    return url.set(drivername="postgresql", database=database).render_as_string(hide_password=False)
-
-
 @contextmanager
 def database_target(arg: str | None, instance: Path) -> Iterator[Target]:
     """SQLite in the temporary folder, or a throwaway PostgreSQL database created next to
@@ -196,28 +188,12 @@ def database_target(arg: str | None, instance: Path) -> Iterator[Target]:
     url = make_url(arg)
     if not url.drivername.startswith("postgresql"):
         raise BenchError("--database-url must be a PostgreSQL URL (SQLite is the default)")
-    if url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    import psycopg
-
-    admin_db = url.database or "postgres"
-    name = f"speakup_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(_conninfo(url, admin_db), autocommit=True) as conn:
-        server = conn.info.parameter_status("server_version") or "?"
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(_conninfo(url, admin_db), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    try:
+    with throwaway_postgres(url) as db_:
         yield Target(
-            url.set(database=name).render_as_string(hide_password=False),
+            db_.url,
             "PostgreSQL",
-            f"{server.split()[0]}, throwaway database {name} (dropped afterwards)",
+            f"{db_.server_version.split()[0]}, throwaway database {db_.name} (dropped afterwards)",
         )
-    finally:
-        drop()
 
 
 def _sqlite_version() -> str:
@@ -234,22 +210,14 @@ def build_app(database_url: str, instance: Path) -> Flask:
     leaders' accounts here, and is not what is measured), which ``validate`` allows only
     with ``TESTING``; nothing else that ``TESTING`` changes is on the measured path."""
     return create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": str(instance),
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "SECRET_KEY": secrets.token_bytes(32),
-            "RECEIPT_PEPPER": secrets.token_bytes(32),
-            "RATELIMIT_SALT": secrets.token_bytes(32),
-            "STATS_INBOX_KEY": secrets.token_bytes(32),
-            "ARGON2_TIME_COST": 1,
-            "ARGON2_MEMORY_KIB": 1024,
-            "ARGON2_PARALLELISM": 1,
-            "RATELIMIT_ENABLED": False,
-            "WTF_CSRF_ENABLED": False,
-            "SESSION_COOKIE_SECURE": False,
-            "LOG_LEVEL": "WARNING",
-        }
+        app_config(
+            database_url,
+            instance,
+            TESTING=True,
+            ARGON2_TIME_COST=1,
+            ARGON2_MEMORY_KIB=1024,
+            ARGON2_PARALLELISM=1,
+        )
     )
 
 
@@ -754,7 +722,7 @@ def run_database(target: Target, instance: Path, args: argparse.Namespace) -> Re
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-    result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    result.peak_rss_mib = peak_rss_mib()
     return result
 
 

@@ -31,7 +31,6 @@ import io
 import math
 import os
 import re
-import resource
 import secrets
 import statistics
 import sys
@@ -48,9 +47,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # runnable without an editable install
     sys.path.insert(0, str(ROOT))
 
+from benchkit import (  # noqa: E402
+    BenchError,
+    app_config,
+    cpu_seconds,
+    peak_rss_mib,
+    psycopg_url,
+    throwaway_postgres,
+)
 from flask import Flask  # noqa: E402
 from sqlalchemy import event, func, select  # noqa: E402
-from sqlalchemy.engine import URL, make_url  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 import speakup.crypto.kdf as kdf  # noqa: E402
 import speakup.reporting.services as reporting_services  # noqa: E402
@@ -76,10 +83,6 @@ REPORT_TEXT = (
 )
 GUARDIANS = 3
 PRODUCTION = {"ARGON2_TIME_COST": 3, "ARGON2_MEMORY_KIB": 64 * 1024, "ARGON2_PARALLELISM": 4}
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not run, or a check failed."""
 
 
 # Counting concurrent entries ------------------------------------------------------------
@@ -152,12 +155,6 @@ class ConnectionProbe:
             self.peak = self.active
 
 
-def peak_rss_mib() -> float:
-    """This process's peak resident set size so far (Linux reports KiB)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 1024 if sys.platform != "darwin" else rss / (1024 * 1024)
-
-
 # Running N tasks on T threads -----------------------------------------------------------
 
 
@@ -192,11 +189,6 @@ class PhaseResult:
     def p95_ms(self) -> float:
         ordered = sorted(self.latencies)
         return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] * 1000
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def combine(parts: list[PhaseResult]) -> PhaseResult:
@@ -292,15 +284,10 @@ def run_phase(
 
 @dataclass
 class Target:
-    """Where the benchmark's database lives, and how to clean it up."""
+    """Where the benchmark's database lives."""
 
     url: str
     label: str
-    cleanup: Callable[[], None] = lambda: None
-
-
-def _psycopg_conninfo(url: URL, database: str) -> str:
-    return url.set(drivername="postgresql", database=database).render_as_string(hide_password=False)
 
 
 @contextmanager
@@ -317,8 +304,6 @@ def database_target(arg: str | None, instance: Path, wipe: bool) -> Iterator[Tar
             raise BenchError("--wipe-database is for PostgreSQL URLs only")
         yield Target(arg, f"{url.drivername} {url.render_as_string(hide_password=True)}")
         return
-    if url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
     if wipe:
         if not url.database:
             raise BenchError("--wipe-database needs a database name in --database-url")
@@ -327,49 +312,20 @@ def database_target(arg: str | None, instance: Path, wipe: bool) -> Iterator[Tar
             f"{url.database!r} on {url.host}",
             file=sys.stderr,
         )
-        yield Target(url.render_as_string(hide_password=False), f"PostgreSQL {url.database}")
+        yield Target(
+            psycopg_url(url).render_as_string(hide_password=False), f"PostgreSQL {url.database}"
+        )
         return
-
-    import psycopg
-
-    admin_db = url.database or "postgres"
-    name = f"speakup_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(_psycopg_conninfo(url, admin_db), autocommit=True) as conn:
-        server = conn.info.parameter_status("server_version") or "?"
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(_psycopg_conninfo(url, admin_db), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    target = Target(
-        url.set(database=name).render_as_string(hide_password=False),
-        f"PostgreSQL {server}, throwaway database {name} (dropped afterwards)",
-        drop,
-    )
-    try:
-        yield target
-    finally:
-        target.cleanup()
+    with throwaway_postgres(url) as db_:
+        yield Target(
+            db_.url,
+            f"PostgreSQL {db_.server_version}, throwaway database {db_.name} (dropped afterwards)",
+        )
 
 
 def build_app(database_url: str, instance: Path) -> Flask:
     """The real app, production Argon2id parameters from config/defaults.toml, fresh secrets."""
-    return create_app(
-        {
-            "TESTING": False,
-            "INSTANCE_PATH": str(instance),
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "SECRET_KEY": secrets.token_bytes(32),
-            "RECEIPT_PEPPER": secrets.token_bytes(32),
-            "RATELIMIT_SALT": secrets.token_bytes(32),
-            "STATS_INBOX_KEY": secrets.token_bytes(32),
-            "RATELIMIT_ENABLED": False,
-            "WTF_CSRF_ENABLED": False,
-            "SESSION_COOKIE_SECURE": False,
-            "LOG_LEVEL": "WARNING",  # one "report received" line per request otherwise
-        }
-    )
+    return create_app(app_config(database_url, instance, TESTING=False))
 
 
 def seed(app: Flask, instance: Path, wipe: bool) -> int:
