@@ -38,13 +38,13 @@ from tests.e2e.accessibility import (
 )
 from tests.e2e.journeys import enter_password, unique_text
 from tests.e2e.site import Browsing, Login, Site, serving
-from tests.web.test_stats_access import (
+from tests.stats_world import (
     RELEASED,
     UNRELEASED,
     Account,
     StatsWorld,
-    _account,
     build_stats_world,
+    make_account,
 )
 
 pytestmark = pytest.mark.browser
@@ -90,7 +90,7 @@ def stats_site(
         else:
             db.create_all()
         world = build_stats_world(app.config)
-        journey = _account(
+        journey = make_account(
             "journey.leader@example.test",
             "Jo Journey",
             Role.LEADER,

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from flask import Flask, current_app
+from flask import current_app
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
@@ -26,7 +26,7 @@ from speakup.extensions import db
 from speakup.stats.models import Action, ReturnSignoff
 from speakup.stats.national_return import CURRENT_VERSION, load_mapping
 from speakup.stats.periods import latest_releasable, parse_quarter, quarter_of
-from tests.web.test_stats_access import (
+from tests.stats_world import (
     RELEASED,
     UNRELEASED,
     StatsWorld,
@@ -39,21 +39,6 @@ from tests.web.test_stats_access import (
 NO_REASON = "Explain why nothing changed: staff are owed a reason"
 ACTIONS = "/staff/statistics/actions"
 PUBLIC = "/you-said-we-did"
-
-
-@pytest.fixture
-def world(app: Flask) -> StatsWorld:
-    return build_stats_world(app.config)
-
-
-@pytest.fixture
-def as_(app: Flask, world: StatsWorld):
-    def factory(who: str) -> FlaskClient:
-        client = app.test_client()
-        sign_in_as(client, world.accounts[who])
-        return client
-
-    return factory
 
 
 def period_offered() -> str:
