@@ -226,30 +226,22 @@ def register_cli(app: Flask) -> None:
 
 @user_cli.command("reset")
 @click.argument("email")
-@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input")
-@click.option("--password-file", type=click.Path(exists=True, dir_okay=False))
-def user_reset(email: str, password_stdin: bool, password_file: str | None) -> None:
-    """Administrator reset: new password and keypair; case access returns when another reader
-    of each case signs in, or when the recovery custodian runs `recovery restore`."""
-    from speakup.accounts.lifecycle import reset_account
+def user_reset(email: str) -> None:
+    """Administrator reset: the account's key and second factor are destroyed and a one-time
+    enrolment code is printed, to be given to the user in person (they choose their own
+    password at /staff/enrol). Case access comes back only when a reader of each case
+    restores it, or the recovery custodian runs `recovery restore`."""
     from speakup.accounts.services import find_user
+    from speakup.admin.services import reset_staff_account
 
     user = find_user(email)
     if user is None:
         raise click.ClickException(f"No account {email}.")
-    try:
-        pending = reset_account(
-            user,
-            read_password(password_stdin, password_file),
-            argon2_params(current_app.config),
-            by=None,
-        )
-    except SpeakupError as exc:
-        _fail(exc.message)
+    result = reset_staff_account(user, by=None, config=current_app.config)
     db.session.commit()
     click.echo(
-        f"reset {email}: {pending} case key(s) waiting to be restored; "
-        "two-factor sign-in re-enrols at the next sign-in"
+        f"reset {email}: {result.pending} case key(s) waiting to be restored\n"
+        f"enrolment code (valid {result.expires_hours} hours, give it in person): {result.code}"
     )
 
 
@@ -280,8 +272,8 @@ def recovery_restore(org_code: str, key_file: str, email: str | None) -> None:
     The key file is read in this process only; nothing of it is stored."""
     from pathlib import Path
 
-    from speakup.accounts.lifecycle import restore_with_recovery_key
     from speakup.accounts.services import find_user
+    from speakup.cases.custody import restore_with_recovery_key
     from speakup.organisations.services import find_organisation, load_recovery_key
 
     try:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from speakup.crypto import PublicKey
@@ -63,6 +72,13 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     #: last accepted TOTP time step, so a code cannot be replayed
     totp_last_step: Mapped[int] = mapped_column(Integer, default=0)
 
+    #: after an administrator's reset: no password, no key until the user enrols with the
+    #: one-time code (stored only as a SHA-256 hash, and only until it expires or is used)
+    enrolment_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    enrolment_code_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    enrolment_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    #: wrong security codes (only someone who knows the password can make these)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -78,7 +94,7 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     @property
     def is_reader(self) -> bool:
         """Whether case keys may ever be sealed to this account."""
-        return self.role in READER_ROLES and not self.disabled
+        return self.role in READER_ROLES and not self.disabled and not self.enrolment_pending
 
     # Flask-Login protocol -------------------------------------------------------------
     @property
@@ -123,3 +139,21 @@ class AuthSession(db.Model):  # type: ignore[name-defined,misc]
 
     def __repr__(self) -> str:
         return f"<AuthSession {self.id} {self.kind} {self.stage}>"
+
+
+class SignInThrottle(db.Model):  # type: ignore[name-defined,misc]
+    """Wrong passwords for one account from one client (a salted hash of its address, never
+    the address). Each client backs off on its own, so someone who types wrong passwords for
+    a guardian's name cannot keep the guardian out from her own device."""
+
+    __table_args__ = (UniqueConstraint("user_id", "client_hash", name="user_client"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"))
+    #: HMAC of the client address under the rate-limit salt
+    client_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    #: how many times this client has been made to wait (each wait doubles)
+    strikes: Mapped[int] = mapped_column(Integer, default=0)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

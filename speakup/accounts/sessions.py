@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
-from sqlalchemy import delete, select
+from sqlalchemy import delete, inspect, select
 
 from speakup.accounts.models import AuthSession, User
 from speakup.crypto import DecryptionError, PrivateKey, decrypt, encrypt
@@ -157,7 +157,8 @@ def load_session(kind: str) -> tuple[AuthSession, SessionSecrets] | None:
 def end_session(kind: str) -> None:
     """Destroy the current session server-side and clear its cookie."""
     loaded = load_session(kind)
-    if loaded is not None:
+    # A lock may already have deleted it in bulk (every half-finished session of an account).
+    if loaded is not None and inspect(loaded[0]).persistent:
         db.session.delete(loaded[0])
     _state().setdefault("sessions", {}).pop(kind, None)
     _state().setdefault("clear_cookies", set()).add(kind)

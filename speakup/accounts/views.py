@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 
 import segno
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
-from speakup.accounts.forms import CodeForm, SignInForm
-from speakup.accounts.lifecycle import process_pending_grants, reseal_recovery_copies
+from speakup.accounts.forms import CodeForm, EnrolForm, SignInForm
 from speakup.accounts.services import (
     SignInError,
+    account_locked,
     check_password,
+    clear_client_failures,
+    client_key,
+    complete_enrolment,
     find_user,
     new_totp_secret,
     record_failed_second_factor,
@@ -30,6 +33,7 @@ from speakup.accounts.sessions import (
     start_session,
     update_session,
 )
+from speakup.accounts.signals import staff_signed_in
 from speakup.crypto import derive_key, new_salt
 from speakup.extensions import db, limiter
 from speakup.reporting.forms import EmptyForm
@@ -42,6 +46,12 @@ log = logging.getLogger("speakup.accounts")
 SIGN_IN_ERROR = (
     "The email address, password or security code is not right, or the account is locked."
 )
+ENROL_ERROR = "The email address or enrolment code is not right, or the code has expired."
+
+
+def _client() -> bytes:
+    """This staff client, as a salted hash (throttling wrong passwords per client)."""
+    return client_key(request.remote_addr, current_app.config["RATELIMIT_SALT"])
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
@@ -61,7 +71,7 @@ def sign_in() -> ResponseReturnValue:
         else:
             try:
                 unlocked = check_password(
-                    user, form.password.data or "", params, current_app.config
+                    user, form.password.data or "", params, current_app.config, client=_client()
                 )
             except SignInError:
                 db.session.commit()  # keep the failure count
@@ -95,6 +105,11 @@ def second_factor() -> ResponseReturnValue:
     if user is None or held.totp_secret is None or held.kek is None:
         return redirect(url_for("accounts.sign_in"))
     enrolling = row.stage == "enrol"
+    if user.disabled or account_locked(user):
+        # Checked at every step: a lock ends half-finished sign-ins, whichever session.
+        end_session(STAFF)
+        db.session.commit()
+        return redirect(url_for("accounts.sign_in"))
     form = CodeForm()
     error = None
     if form.validate_on_submit():
@@ -104,17 +119,16 @@ def second_factor() -> ResponseReturnValue:
             # The password-derived key and TOTP secret are not kept once signed in.
             update_session(STAFF, SessionSecrets(held.private_key), stage="active")
             record_sign_in(user)
+            clear_client_failures(user, _client())
             if user.is_reader:
-                # Restore access for colleagues whose keys were reset (DESIGN §4 re-sealing).
-                process_pending_grants(user, held.private_key)
-                reseal_recovery_copies(user, held.private_key)
+                staff_signed_in.send(user, private_key=held.private_key)
             db.session.commit()
             landing = "cases.inbox" if user.is_reader else "admin.users"
             if user.role == "leader":
                 landing = "stats.dashboard"
             return redirect(url_for(landing))
         record_failed_second_factor(user, current_app.config)
-        if user.locked_until is not None:
+        if account_locked(user):
             end_session(STAFF)
         db.session.commit()
         error = SIGN_IN_ERROR
@@ -149,3 +163,36 @@ def sign_out() -> ResponseReturnValue:
         end_session(STAFF)
         db.session.commit()
     return redirect(url_for("accounts.sign_in"))
+
+
+@bp.route("/enrol", methods=["GET", "POST"])
+@public_endpoint
+@limiter.limit(lambda: current_app.config["RATELIMIT_STAFF_SIGN_IN"], methods=["POST"])
+def enrol() -> ResponseReturnValue:
+    """After an administrator's reset: the one-time code and a password of one's own, then
+    two-factor enrolment. The administrator never knows the password."""
+    form = EnrolForm()
+    error = None
+    if form.validate_on_submit():
+        params = argon2_params(current_app.config)
+        user = find_user(form.email.data or "")
+        try:
+            if user is None or user.disabled:
+                raise SignInError
+            unlocked = complete_enrolment(
+                user, form.code.data or "", form.password.data or "", params
+            )
+        except SignInError:
+            error = ENROL_ERROR
+        else:
+            end_session(STAFF)
+            start_session(
+                STAFF,
+                SessionSecrets(unlocked.private_key, unlocked.kek, new_totp_secret()),
+                stage="enrol",
+                user=user,
+            )
+            db.session.commit()
+            return redirect(url_for("accounts.second_factor"))
+    status = 400 if form.is_submitted() else 200
+    return render_template("staff/enrol.html", form=form, error=error), status

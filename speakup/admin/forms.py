@@ -7,15 +7,6 @@ from wtforms import PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 
-class ResetForm(FlaskForm):
-    """An administrator sets a temporary password (the user gets a new keypair)."""
-
-    password = PasswordField(
-        "Temporary password",
-        validators=[DataRequired("Enter a temporary password"), Length(min=12, max=1024)],
-    )
-
-
 class ChangePasswordForm(FlaskForm):
     """A user changes their own password."""
 

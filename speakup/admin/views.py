@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from speakup.accounts.lifecycle import change_password, disable_account, reset_account
+from speakup.accounts.lifecycle import change_password, disable_account
 from speakup.accounts.models import Role, User
-from speakup.admin.forms import ChangePasswordForm, ResetForm
+from speakup.accounts.services import client_key
+from speakup.accounts.sessions import STAFF, load_session
+from speakup.admin.forms import ChangePasswordForm
+from speakup.admin.services import reset_staff_account
 from speakup.audit.models import AuditEvent
 from speakup.db import utcnow
 from speakup.errors import ForbiddenError, NotFoundError, SpeakupError
@@ -61,36 +73,33 @@ def disable_user(user_id: int) -> ResponseReturnValue:
     return redirect(url_for("admin.users"))
 
 
-@bp.route("/admin/users/<int:user_id>/reset", methods=["POST"])
+@bp.route("/admin/users/<int:user_id>/reset", methods=["GET", "POST"])
 def reset_user(user_id: int) -> ResponseReturnValue:
-    """Reset an account: temporary password, new keypair, access restored by re-sealing."""
+    """Reset an account (after a confirmation page): the user's key is destroyed and a
+    one-time enrolment code is shown once, to be passed on in person."""
     _require_admin()
-    form = ResetForm()
     user = _account(user_id)
+    form = EmptyForm()
+    if user.id == current_user.id:
+        flash("You cannot reset your own account: change your password instead.", "error")
+        return redirect(url_for("admin.users"))
     if form.validate_on_submit():
-        try:
-            pending = reset_account(
-                user, form.password.data or "", argon2_params(current_app.config), by=current_user
-            )
-        except SpeakupError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-        else:
-            db.session.commit()
-            flash(
-                f"{user.display_name} was reset. {pending} case key(s) will be restored when "
-                "another reader of each case signs in, or by the recovery custodian."
-            )
-    else:
-        flash("Enter a temporary password of at least 12 characters.", "error")
-    return redirect(url_for("admin.users"))
+        result = reset_staff_account(user, by=current_user, config=current_app.config)
+        db.session.commit()
+        response = make_response(render_template("admin/reset_done.html", user=user, result=result))
+        # The code is shown once: never kept in a cache or the browser's history.
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    return render_template("admin/reset_confirm.html", user=user, form=form)
 
 
 @bp.route("/admin/audit")
 def audit() -> ResponseReturnValue:
     """Who accessed what and when (never content), newest first, filterable."""
     _require_admin()
-    query = select(AuditEvent)
+    # Reporter actions are not listed here at all: their times, even without content, could
+    # be matched against door or network logs. Readers of a case see them by day only.
+    query = select(AuditEvent).where(AuditEvent.actor_kind != "reporter")
     case_id = request.args.get("case", type=int)
     user_id = request.args.get("user", type=int)
     if case_id:
@@ -125,12 +134,15 @@ def password() -> ResponseReturnValue:
     error = None
     if form.validate_on_submit():
         try:
+            loaded = load_session(STAFF)
             change_password(
                 current_user,
                 form.current.data or "",
                 form.new.data or "",
                 argon2_params(current_app.config),
                 current_app.config,
+                keep_session_id=loaded[0].id if loaded else None,
+                client=client_key(request.remote_addr, current_app.config["RATELIMIT_SALT"]),
             )
         except SpeakupError as exc:
             db.session.commit()  # keep a failed-attempt count

@@ -61,9 +61,14 @@ def record(
 ) -> AuditEvent:
     """Append one event in the caller's transaction. Never pass content in ``detail``."""
     head = _locked_head()
+    when = (at or utcnow()).replace(microsecond=0)
+    if actor_kind == "reporter":
+        # A reporter's action is kept to the day only: a time to the minute, beside a door
+        # or network log, could say who she is.
+        when = when.replace(hour=0, minute=0, second=0)
     event = AuditEvent(
         seq=head.last_seq + 1,
-        created_at=(at or utcnow()).replace(microsecond=0),
+        created_at=when,
         actor_kind=actor_kind,
         actor_user_id=actor_user_id,
         action=action,

@@ -21,6 +21,7 @@ from speakup.cases.access import (
     claim_case,
     escalate_case,
     hand_over_to_pool,
+    restore_reader,
     revoke_reader,
     transfer_case,
 )
@@ -28,6 +29,7 @@ from speakup.cases.forms import (
     AssignForm,
     HandOverForm,
     RemoveReaderForm,
+    RestoreReaderForm,
     StatusForm,
     TriageForm,
     VersionForm,
@@ -217,3 +219,22 @@ def remove_reader(reference: str) -> ResponseReturnValue:
         return case
 
     return _act(reference, action, "The reader was removed and the case key changed.")
+
+
+@bp.route("/<reference>/readers/restore", methods=["POST"])
+def restore_reader_access(reference: str) -> ResponseReturnValue:
+    """Restore a reset colleague's access to this case, explicitly (audited)."""
+    form = RestoreReaderForm()
+    if not form.validate_on_submit():
+        return _invalid(reference)
+
+    def action(case: Case, actor: Actor) -> object:
+        target = _user(form.user_id.data)
+        if not restore_reader(case, actor, target):
+            raise ValidationError(
+                f"Nothing could be restored for {target.display_name}: "
+                "what the reporter agreed to no longer allows it."
+            )
+        return case
+
+    return _act(reference, action, "Their access to this case was restored.")

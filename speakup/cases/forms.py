@@ -11,6 +11,7 @@ from wtforms import (
     RadioField,
     SelectField,
     SelectMultipleField,
+    StringField,
     TextAreaField,
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
@@ -95,3 +96,9 @@ class RemoveReaderForm(VersionForm):
     """Remove a reader (their key is deleted and the case key rotated)."""
 
     user_id = SelectField("Reader to remove", validators=[DataRequired("Choose a reader")])
+
+
+class RestoreReaderForm(FlaskForm):
+    """Restore a reset colleague's access to the case."""
+
+    user_id = StringField("Person", validators=[DataRequired("Choose a person")])

@@ -90,6 +90,10 @@ class Case(db.Model):  # type: ignore[name-defined,misc]
     identity_escalation_consent: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    #: "If your concern is passed to another guardian, may they see who you are?"
+    identity_later_consent: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     #: low, normal, high or urgent (set at triage; plaintext so inboxes can sort by it)
     priority: Mapped[str] = mapped_column(String(16), default="normal", server_default="normal")
     #: the guardian who has claimed or been assigned the case (one of its readers)

@@ -17,12 +17,16 @@ from speakup.cases.content import (
     AttachmentView,
     CaseContent,
     add_message,
-    decrypt_json,
     read_attachment,
     read_case_content,
 )
-from speakup.cases.keys import excluded_user_ids, open_case_key, reader_ids
-from speakup.cases.models import Case, CaseKey, Exclusion, KeyType, RecipientKind, Status
+from speakup.cases.custody import (
+    excluded_user_ids,
+    open_case_key,
+    pending_readers,
+    reader_ids,
+)
+from speakup.cases.models import Case, CaseKey, Exclusion, KeyType, RecipientKind, Route, Status
 from speakup.cases.policy import policy_for
 from speakup.cases.triage import Triage, read_triage
 from speakup.cases.workflow import FINISHED, note_update_to_reporter
@@ -169,25 +173,19 @@ class CaseView:
     case: Case
     content: CaseContent
     triage: Triage | None
-    speak_up_again: dict[str, str] | None
+    #: only whether the reporter answered: the answer is sealed to her alone
+    speak_up_again_answered: bool
     readers: list[User]
     identity_readers: set[int]
     excluded: set[int]
+    #: readers whose access waits to be restored after an account reset
+    pending: list[User]
 
 
 def open_case(reference: str, user: User, private_key: PrivateKey) -> CaseView:
     """Decrypt a case for a reader; every open is audited."""
     case, dek, idk = get_case_for_reader(reference, user, private_key)
     content = read_case_content(case, dek, idk)
-    answer = None
-    if case.speak_up_again_ct is not None:
-        answer = decrypt_json(
-            dek,
-            case.speak_up_again_ct,
-            table="concern_case",
-            row_id=case.id,
-            field="speak_up_again",
-        )
     ids = [uid for uid in reader_ids(case) if uid is not None]
     readers = list(
         db.session.scalars(select(User).where(User.id.in_(ids)).order_by(User.display_name))
@@ -197,10 +195,11 @@ def open_case(reference: str, user: User, private_key: PrivateKey) -> CaseView:
         case=case,
         content=content,
         triage=read_triage(case, dek),
-        speak_up_again=answer,
+        speak_up_again_answered=case.speak_up_again_ct is not None,
         readers=readers,
-        identity_readers={uid for uid in reader_ids(case, KeyType.IDK) if uid is not None},
+        identity_readers=set(reader_ids(case, KeyType.IDK)),
         excluded=excluded_user_ids(case),
+        pending=pending_readers(case),
     )
 
 
@@ -243,6 +242,11 @@ def organisation_overview(lead: User, now: datetime) -> list[Case]:
     """A lead guardian's view of their organisation's open cases: metadata only, and never
     a case the reporter named them in (even its existence would tell them something)."""
     excluded = select(Exclusion.case_id).where(Exclusion.user_id == lead.id)
+    # A concern sent to the regional pool or panel exists to avoid the trust: it appears
+    # here only for a lead who is one of its readers.
+    independent_unless_reader = or_(
+        Case.route == Route.ORGANISATION.value, Case.id.in_(_sealed_to(lead))
+    )
     return list(
         db.session.scalars(
             select(Case)
@@ -250,6 +254,7 @@ def organisation_overview(lead: User, now: datetime) -> list[Case]:
                 Case.organisation_id == lead.organisation_id,
                 Case.status.not_in(_FINISHED_VALUES),
                 Case.id.not_in(excluded),
+                independent_unless_reader,
             )
             .options(selectinload(Case.owner))
             .order_by(_next_deadline().asc().nulls_last(), Case.id)

@@ -14,6 +14,7 @@ from flask_login import current_user
 from speakup.accounts.models import Role
 from speakup.accounts.sessions import STAFF, active_private_key
 from speakup.cases import categories
+from speakup.cases.custody import pending_case_count
 from speakup.cases.downloads import attachment_response
 from speakup.cases.forms import (
     AssignForm,
@@ -71,7 +72,12 @@ def inbox() -> ResponseReturnValue:
         due_soon_days=int(current_app.config["SLA_DUE_SOON_DAYS"]),
     )
     return render_template(
-        "cases/inbox.html", inbox=result, filters=INBOX_FILTERS, sorts=INBOX_SORTS, now=utcnow()
+        "cases/inbox.html",
+        inbox=result,
+        filters=INBOX_FILTERS,
+        sorts=INBOX_SORTS,
+        now=utcnow(),
+        waiting=pending_case_count(current_user),
     )
 
 
@@ -126,11 +132,13 @@ def render_case(
         + [
             (str(u.id), f"{u.display_name} ({u.organisation.name if u.organisation else ''})")
             for u in pool_guardians(case)
+            if u.id != current_user.id
         ]
     )
     remove_form = forms.get("remove_form") or RemoveReaderForm(formdata=None, version=version)
     remove_form.user_id.choices = choice_list(
-        [("", "Choose a reader")] + [(str(u.id), u.display_name) for u in view.readers]
+        [("", "Choose a reader")]
+        + [(str(u.id), u.display_name) for u in view.readers + view.pending]
     )
     policy = policy_for(case.organisation, current_app.config)
     escalation_possible = Status.ESCALATED in allowed_targets(case.status)

@@ -13,7 +13,7 @@ from datetime import datetime
 from speakup.accounts.models import User
 from speakup.audit.services import record
 from speakup.cases.content import add_message
-from speakup.cases.keys import open_case_key
+from speakup.cases.custody import open_case_key
 from speakup.cases.models import Case, KeyType, Status
 from speakup.cases.policy import SlaPolicy, checkin_dates, days_from, purge_date
 from speakup.crypto import PrivateKey

@@ -16,6 +16,7 @@ from speakup.crypto.errors import CryptoError, DecryptionError
 from speakup.crypto.kdf import Argon2Params, derive_key, new_salt
 from speakup.crypto.keys import PrivateKey, PublicKey, generate_keypair
 from speakup.crypto.sealing import open_sealed, seal
+from speakup.crypto.wrapped import unwrap_private_key, wrap_private_key
 
 __all__ = [
     "FORMAT_VERSION",
@@ -35,4 +36,6 @@ __all__ = [
     "new_salt",
     "open_sealed",
     "seal",
+    "unwrap_private_key",
+    "wrap_private_key",
 ]

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from speakup.audit.services import record
-from speakup.cases.models import Case, CaseKey, PendingGrant, Status
+from speakup.cases.custody import shred_case_keys
+from speakup.cases.models import Case, Status
 from speakup.extensions import db
 
 FINISHED = (Status.CLOSED.value, Status.WITHDRAWN.value)
@@ -23,8 +24,7 @@ def purge_case(case: Case) -> None:
     """Crypto-shred one case: keys first, then the rows (attachments, messages, sessions
     cascade)."""
     case_id = case.id
-    db.session.execute(delete(CaseKey).where(CaseKey.case_id == case_id))
-    db.session.execute(delete(PendingGrant).where(PendingGrant.case_id == case_id))
+    shred_case_keys(case_id)
     db.session.flush()
     db.session.delete(case)
     record("case.purged", actor_kind="system", case_id=case_id)

@@ -89,6 +89,12 @@ class ReportForm(FlaskForm):
         default="no",
         validators=[DataRequired("Choose whether your concern may be escalated")],
     )
+    identity_later_consent = RadioField(
+        "If your concern is passed to another guardian, may they see who you are?",
+        choices=choice_list([("yes", "Yes"), ("no", "No, only the guardians I chose")]),
+        default="no",
+        validators=[Optional()],
+    )
     attachments = MultipleFileField("Attach files (optional)")
     submission_token = HiddenField()
     # "About you": optional, for statistics only, never stored with the concern.
@@ -162,6 +168,12 @@ class ConsentForm(FlaskForm):
         choices=choice_list([("yes", "Yes"), ("no", "No")]),
         default="no",
         validators=[DataRequired("Choose yes or no")],
+    )
+    later_consent = RadioField(
+        "If your concern is passed to another guardian, may they see who you are?",
+        choices=choice_list([("yes", "Yes"), ("no", "No")]),
+        default="no",
+        validators=[Optional()],
     )
 
 

@@ -3,43 +3,41 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from speakup.audit.services import record
+from speakup.cases import custody
+from speakup.cases.categories import SPEAK_UP_AGAIN_LABELS
 from speakup.cases.content import (
     AttachmentView,
     CaseContent,
     add_message,
-    decrypt_json,
     encrypt_json,
     read_attachment,
     read_case_content,
     store_attachment,
 )
+from speakup.cases.custody import ReaderInfo, open_case_key, route_readers
 from speakup.cases.deadlines import acknowledgement_deadlines
-from speakup.cases.keys import (
-    grant_case_key,
-    open_case_key,
-    reader_ids,
-    route_readers,
-    seal_to_recovery,
-    seal_to_reporter,
-)
-from speakup.cases.models import Case, CaseKey, DisclosureMode, Exclusion, KeyType, Route
+from speakup.cases.models import Case, DisclosureMode, Exclusion, KeyType, Route, Status
 from speakup.cases.policy import SlaPolicy
+from speakup.cases.workflow import FINISHED, reporter_reopen
 from speakup.crypto import (
     Argon2Params,
     DecryptionError,
     PrivateKey,
-    decrypt_field,
     derive_key,
-    encrypt_field,
     generate_keypair,
     new_data_key,
     new_salt,
+    open_sealed,
+    seal,
+    unwrap_private_key,
+    wrap_private_key,
 )
 from speakup.crypto.receipt import ALPHABET, blind_index, generate_receipt, normalise_receipt
 from speakup.db import utcnow
@@ -70,6 +68,8 @@ class ReportInput:
     name: str = ""
     contact: str = ""
     escalation_consent: bool = False
+    #: "If your concern is passed to another guardian, may they see who you are?"
+    identity_later_consent: bool = False
     attachments: list[SanitisedFile] = field(default_factory=list)
     #: "about you", for statistics only: never stored with the case
     ethnicity: str = ""
@@ -146,6 +146,8 @@ def submit_report(
         chosen_guardian_id=data.chosen_guardian_id if data.route == Route.POOL else None,
         disclosure_mode=str(data.disclosure_mode),
         escalation_consent=data.escalation_consent,
+        identity_later_consent=data.identity_later_consent
+        and data.disclosure_mode != DisclosureMode.ANONYMOUS,
         received_at=now,
         acknowledge_by=ack_by,
         acknowledge_ceiling=ack_ceiling,
@@ -163,9 +165,9 @@ def submit_report(
     )
     db.session.add(case)
     db.session.flush()
-    case.reporter_wrapped_private_key = encrypt_field(
+    case.reporter_wrapped_private_key = wrap_private_key(
+        reporter_key,
         reporter_kek,
-        reporter_key.to_bytes(),
         table="concern_case",
         row_id=case.id,
         field="reporter_private_key",
@@ -197,9 +199,7 @@ def submit_report(
             row_id=case.id,
             field="identity",
         )
-    _seal_everywhere(case, organisation, readers, KeyType.DEK, dek)
-    if idk is not None:
-        _seal_everywhere(case, organisation, readers, KeyType.IDK, idk)
+    custody.seal_new_case(case, readers, dek, idk)
     for upload in data.attachments:
         store_attachment(case, dek, upload)
     record("case.submitted", actor_kind="reporter", case_id=case.id, detail=f"route={case.route}")
@@ -216,17 +216,6 @@ def submit_report(
     )
     db.session.flush()
     return Submission(case, receipt)
-
-
-def _seal_everywhere(
-    case: Case, organisation: Organisation, readers: list, key_type: KeyType, key: bytes
-) -> None:
-    for reader in readers:
-        grant_case_key(case, reader, key_type, key)
-    recovery = organisation.recovery_public_key
-    if recovery is not None:
-        seal_to_recovery(case, recovery, key_type, key)
-    seal_to_reporter(case, key_type, key)
 
 
 def find_case_by_receipt(receipt: str, *, pepper: bytes) -> Case | None:
@@ -252,7 +241,7 @@ def unlock_reporter_key(case: Case, receipt: str, max_concurrency: int) -> Priva
     )
     kek = derive_key(normalised.encode(), case.reporter_kdf_salt, params)
     try:
-        raw = decrypt_field(
+        return unwrap_private_key(
             kek,
             case.reporter_wrapped_private_key,
             table="concern_case",
@@ -261,7 +250,6 @@ def unlock_reporter_key(case: Case, receipt: str, max_concurrency: int) -> Priva
         )
     except DecryptionError:
         return None
-    return PrivateKey.from_bytes(raw)
 
 
 def reporter_keys(case: Case, private_key: PrivateKey) -> tuple[bytes, bytes | None]:
@@ -278,6 +266,8 @@ class ReporterCaseView:
 
     content: CaseContent
     speak_up_again: dict[str, str] | None
+    #: who can read the concern, and whether each can see who she is
+    readers: list[ReaderInfo]
 
 
 def open_own_case(case: Case, private_key: PrivateKey) -> ReporterCaseView:
@@ -285,7 +275,9 @@ def open_own_case(case: Case, private_key: PrivateKey) -> ReporterCaseView:
     dek, idk = reporter_keys(case, private_key)
     content = read_case_content(case, dek, idk)
     record("case.opened", actor_kind="reporter", case_id=case.id)
-    return ReporterCaseView(content, read_speak_up_again(case, dek))
+    return ReporterCaseView(
+        content, read_speak_up_again(case, private_key), custody.readers_for_reporter(case)
+    )
 
 
 def download_own_attachment(
@@ -313,63 +305,80 @@ def send_reporter_message(
 
 
 def reveal_identity(case: Case, private_key: PrivateKey, name: str, contact: str) -> None:
-    """A reporter shares who they are with the case's current readers (becoming
-    confidential). Sealing needs only public keys, so the reporter can do it alone."""
-    from speakup.accounts.models import User
-
-    reporter_keys(case, private_key)  # proves the reporter can open the case
-    # Always a fresh identity key, sealed to whoever may know the identity now: a copy of
-    # an earlier identity key (say, of a reader removed since) opens nothing written here.
-    holders = reader_ids(case, KeyType.IDK) if case.identity_ct is not None else reader_ids(case)
-    users = [db.session.get(User, uid) for uid in holders if uid is not None]
-    db.session.execute(
-        delete(CaseKey).where(CaseKey.case_id == case.id, CaseKey.key_type == str(KeyType.IDK))
-    )
-    idk = new_data_key()
-    organisation = db.session.get_one(Organisation, case.organisation_id)
-    _seal_everywhere(
-        case, organisation, [u for u in users if u is not None and u.is_reader], KeyType.IDK, idk
-    )
-    case.identity_ct = encrypt_json(
-        idk,
-        {"name": name, "contact": contact},
-        table="concern_case",
-        row_id=case.id,
-        field="identity",
-    )
-    if case.disclosure_mode == DisclosureMode.ANONYMOUS:
-        case.disclosure_mode = str(DisclosureMode.CONFIDENTIAL)
+    """A reporter shares who she is after sending (becoming confidential). Custody seals a
+    fresh identity key only to the current readers her consents allow; sealing needs only
+    public keys, so she can do it alone."""
+    dek, _ = reporter_keys(case, private_key)
+    seen_by = custody.share_identity(case, dek, name, contact)
     case.last_update_at = utcnow()
+    names = ", ".join(u.display_name for u in seen_by) or "nobody yet"
+    custody.add_service_message(case, dek, f"You shared who you are. It can be seen by: {names}.")
     record("case.identity_revealed", actor_kind="reporter", case_id=case.id)
 
 
-def set_escalation_consent(case: Case, consent: bool) -> None:
-    """Record whether the reporter allows escalation to the regional panel."""
-    case.escalation_consent = consent
-    record(
-        "case.escalation_consent",
-        actor_kind="reporter",
-        case_id=case.id,
-        detail="given" if consent else "withdrawn",
+def identity_readers_if_shared(case: Case) -> list[str]:
+    """Who would see her identity if she shared it now (the sharing page names them)."""
+    return custody.identity_readers_if_shared(case)
+
+
+def update_consents(
+    case: Case,
+    private_key: PrivateKey,
+    *,
+    escalation: bool,
+    identity_to_panel: bool,
+    identity_to_later: bool,
+) -> None:
+    """The reporter gives or withdraws her consents. Custody then makes the readers match
+    at once: someone newly allowed gets her identity, someone no longer allowed loses it
+    (and the identity key is rotated). Escalation already carried out cannot be undone
+    from here; she is told so plainly instead."""
+    dek, idk = reporter_keys(case, private_key)
+    panel_holds = (
+        any(u.role == "panel_member" for u in custody.current_readers(case))
+        and case.route != Route.PANEL
     )
+    if not escalation and panel_holds:
+        raise ValidationError(
+            "Your concern is already with the regional panel, so your agreement to "
+            "escalation cannot be withdrawn here. Write to your guardian if you want the "
+            "panel to stop."
+        )
+    changes = {
+        "escalation_consent": escalation,
+        "identity_escalation_consent": identity_to_panel,
+        "identity_later_consent": identity_to_later,
+    }
+    for column, value in changes.items():
+        if bool(getattr(case, column)) != value:
+            setattr(case, column, value)
+            record(
+                f"case.{column}",
+                actor_kind="reporter",
+                case_id=case.id,
+                detail="given" if value else "withdrawn",
+            )
+    custody.apply_identity_consents(case, dek, idk)
+
+
+def _speak_up_again_purpose() -> str:
+    return "speak-up-again"
 
 
 def record_speak_up_again(case: Case, private_key: PrivateKey, answer: str, words: str) -> None:
-    """The reporter answers "Given your experience, would you speak up again?"."""
-    from speakup.cases.categories import SPEAK_UP_AGAIN_LABELS
-    from speakup.cases.models import Status
-
+    """The reporter answers "Given your experience, would you speak up again?". The answer
+    is sealed to her own key only, so no guardian can read it beside her name: it is
+    counted (without her case) in the statistics and nowhere else."""
     if case.status not in (Status.FEEDBACK_GIVEN, Status.CLOSED):
         raise ValidationError("You can answer this once you have had feedback.")
     if answer not in SPEAK_UP_AGAIN_LABELS:
         raise ValidationError("Choose an answer.")
-    dek, _ = reporter_keys(case, private_key)
-    case.speak_up_again_ct = encrypt_json(
-        dek,
-        {"answer": answer, "words": words},
-        table="concern_case",
-        row_id=case.id,
-        field="speak_up_again",
+    reporter_keys(case, private_key)  # proves she can open the case
+    case.speak_up_again_ct = seal(
+        case.reporter_public_key,
+        json.dumps({"answer": answer, "words": words}).encode(),
+        purpose=_speak_up_again_purpose(),
+        case_id=case.id,
     )
     record("case.speak_up_again_answered", actor_kind="reporter", case_id=case.id)
     if not case.counted_answer:
@@ -377,21 +386,25 @@ def record_speak_up_again(case: Case, private_key: PrivateKey, answer: str, word
         emit_fact("speak_up_again", case.organisation, utcnow(), answer=answer)
 
 
-def read_speak_up_again(case: Case, dek: bytes) -> dict[str, str] | None:
-    """The reporter's answer, if given."""
+def read_speak_up_again(case: Case, private_key: PrivateKey) -> dict[str, str] | None:
+    """The reporter's own answer, if given (only her key opens it)."""
     if case.speak_up_again_ct is None:
         return None
-    answer: dict[str, str] = decrypt_json(
-        dek, case.speak_up_again_ct, table="concern_case", row_id=case.id, field="speak_up_again"
-    )
+    try:
+        raw = open_sealed(
+            private_key,
+            case.speak_up_again_ct,
+            purpose=_speak_up_again_purpose(),
+            case_id=case.id,
+        )
+    except DecryptionError:
+        return None
+    answer: dict[str, str] = json.loads(raw)
     return answer
 
 
 def report_detriment(case: Case, private_key: PrivateKey, text: str, policy: SlaPolicy) -> None:
     """A detriment check-in reply: added to the thread, and a finished case is reopened."""
-    from speakup.cases.models import Status
-    from speakup.cases.workflow import FINISHED, reporter_reopen
-
     dek, _ = reporter_keys(case, private_key)
     add_message(case, dek, author_kind="reporter", body="Detriment check-in: " + text.strip())
     record("case.detriment_reported", actor_kind="reporter", case_id=case.id)
@@ -402,15 +415,3 @@ def report_detriment(case: Case, private_key: PrivateKey, text: str, policy: Sla
         emit_fact("detriment", case.organisation, utcnow())
     if Status(case.status) in FINISHED:
         reporter_reopen(case, policy)
-
-
-def set_identity_escalation_consent(case: Case, consent: bool) -> None:
-    """Separate consent: may the panel learn who the reporter is if the case is escalated?
-    Applies to future escalations; an identity already shared cannot be unshared."""
-    case.identity_escalation_consent = consent
-    record(
-        "case.identity_escalation_consent",
-        actor_kind="reporter",
-        case_id=case.id,
-        detail="given" if consent else "withdrawn",
-    )

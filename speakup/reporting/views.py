@@ -6,7 +6,6 @@ agent; the only derivative is the rate-limit key in speakup.ratelimit.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -55,22 +54,21 @@ from speakup.reporting.services import (
     ReportInput,
     download_own_attachment,
     find_case_by_receipt,
+    identity_readers_if_shared,
     open_own_case,
     record_speak_up_again,
     report_detriment,
     reveal_identity,
     send_reporter_message,
-    set_escalation_consent,
-    set_identity_escalation_consent,
     submit_report,
     unlock_reporter_key,
+    update_consents,
 )
 from speakup.reporting.uploads import sanitise_uploads
 from speakup.security import public_endpoint
 from speakup.settings import argon2_params
 
 bp = Blueprint("reporting", __name__)
-log = logging.getLogger("speakup.reporting")
 
 NEUTRAL_RECEIPT_ERROR = "We could not find a case with that receipt. Check it and try again."
 
@@ -148,6 +146,7 @@ def _report_input(form: ReportForm) -> ReportInput:
         name=(form.name.data or "").strip() if mode != DisclosureMode.ANONYMOUS else "",
         contact=(form.contact.data or "").strip() if mode != DisclosureMode.ANONYMOUS else "",
         escalation_consent=form.escalation_consent.data == "yes",
+        identity_later_consent=form.identity_later_consent.data == "yes",
         attachments=uploads,
         submission_token=form.submission_token.data or "",
         ethnicity=form.ethnicity.data or "",
@@ -186,8 +185,8 @@ def new_report() -> ResponseReturnValue:
             db.session.rollback()
             form_error = str(exc)
         else:
-            # Committed: only now is the receipt shown (DESIGN §3.6).
-            log.info("report received")
+            # Committed: only now is the receipt shown (DESIGN §3.6). Nothing is logged:
+            # a log line's time would say when a reporter acted.
             return render_template(
                 "reporter/receipt.html",
                 receipt=submission.receipt,
@@ -259,6 +258,7 @@ def _render_case(
         formdata=None,
         consent="yes" if case.escalation_consent else "no",
         identity_consent="yes" if case.identity_escalation_consent else "no",
+        later_consent="yes" if case.identity_later_consent else "no",
     )
     return (
         render_template(
@@ -266,6 +266,8 @@ def _render_case(
             case=case,
             content=view.content,
             speak_up_again=view.speak_up_again,
+            readers=view.readers,
+            would_see_identity=identity_readers_if_shared(case),
             message_form=forms.get("message_form") or MessageForm(formdata=None),
             identity_form=forms.get("identity_form") or IdentityForm(formdata=None),
             consent_form=consent_form,
@@ -340,8 +342,17 @@ def escalation_consent() -> ResponseReturnValue:
     case_, secrets_ = current
     form = ConsentForm()
     if form.validate_on_submit():
-        set_escalation_consent(case_, form.consent.data == "yes")
-        set_identity_escalation_consent(case_, form.identity_consent.data == "yes")
+        try:
+            update_consents(
+                case_,
+                secrets_.private_key,
+                escalation=form.consent.data == "yes",
+                identity_to_panel=form.identity_consent.data == "yes",
+                identity_to_later=form.later_consent.data == "yes",
+            )
+        except SpeakupError as exc:
+            db.session.rollback()
+            return _render_case(case_, secrets_, consent_form=form, error=exc.message, status=400)
         db.session.commit()
         return redirect(url_for("reporting.case", _anchor="consent"))
     return _render_case(case_, secrets_, consent_form=form, status=400)

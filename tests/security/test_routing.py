@@ -21,7 +21,8 @@ from sqlalchemy import select, update
 
 from speakup.accounts.models import Role
 from speakup.audit.models import AuditEvent
-from speakup.cases.keys import ExcludedReaderError, grant_case_key
+from speakup.cases.custody import ExcludedReaderError
+from speakup.cases.custody import grant as grant_case_key
 from speakup.cases.models import Attachment, Case, CaseKey, Exclusion, KeyType, Message
 from speakup.crypto import new_data_key
 from speakup.errors import ForbiddenError

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import delete, func, select
 
-import speakup.cases.keys as case_keys
+import speakup.cases.custody as case_keys
 import speakup.crypto.aead as aead
 import speakup.crypto.sealing as sealing
 from speakup.accounts.models import Role

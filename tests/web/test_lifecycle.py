@@ -11,7 +11,7 @@ import pyotp
 import pytest
 from sqlalchemy import func, select
 
-from speakup.accounts.models import AuthSession, Role
+from speakup.accounts.models import AuthSession, Role, SignInThrottle
 from speakup.audit.models import AuditEvent
 from speakup.cases.models import CaseKey
 from speakup.extensions import db
@@ -133,7 +133,8 @@ def test_a_wrong_current_password_changes_nothing(app, guardian, case, staff_cli
     assert "Your current password is not right." in page(refused)
     db.session.refresh(guardian.user)
     assert guardian.user.wrapped_private_key == wrapped
-    assert guardian.user.failed_logins == 1  # counts towards the lockout like a sign-in
+    # Counts against this client like a wrong password at sign-in.
+    assert db.session.scalar(select(SignInThrottle.failures)) == 1
     assert events("user.password_changed") == []
     # Still signed in, and the old password still opens the key.
     assert client.get(f"/staff/cases/{case.reference}").status_code == 200

@@ -1,6 +1,7 @@
-"""Recovery after a lost password: an administrator's reset gives the guardian a new keypair
-and a queue of pending grants; access returns when another reader of the case signs in, or
-when the recovery custodian runs the CLI with the organisation's offline recovery key."""
+"""Recovery after a lost password: an administrator's reset destroys the guardian's key and
+gives a one-time enrolment code (the administrator never knows a password); the guardian's
+case access waits as pending grants, restored only explicitly — by a reader of the case who
+chooses to, or by the recovery custodian with the organisation's offline recovery key."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from speakup.extensions import db
 from speakup.organisations.models import Organisation
 from tests.conftest import PASSWORD
 
-TEMPORARY = "temporary password 4 reset"
+NEW_PASSWORD = "my own new password 4 me"
+CODE = re.compile(r'id="enrolment-code">([^<]+)<')
 CANARY = "zq_recovery_canary the ward manager shouted at me again"
 NAME = "Zq Recovery Reporter"
 SECRET = re.compile(r'id="totp-secret">([A-Z2-7]+)<')
@@ -89,26 +91,39 @@ def report(submit, org, g1, g2):
     )
 
 
-def reset(how: str, staff, cli, admin_client) -> None:
-    """An administrator's reset, by the CLI or the admin page."""
+def reset(how: str, staff, cli, admin_client) -> str:
+    """An administrator's reset, by the CLI or the admin page; returns the enrolment code."""
     if how == "cli":
-        result = cli("user", "reset", staff.user.email, "--password-stdin", stdin=TEMPORARY + "\n")
+        result = cli("user", "reset", staff.user.email)
         assert result.exit_code == 0, result.output
         assert f"reset {staff.user.email}: " in result.output
         assert "case key(s) waiting to be restored" in result.output
+        code = result.output.rsplit(": ", 1)[1].strip()
     else:
-        response = admin_client.post(
-            f"/staff/admin/users/{staff.user.id}/reset", data={"password": TEMPORARY}
-        )
-        assert response.status_code == 302
-        assert "was reset" in page(admin_client.get(response.location))
+        confirm = admin_client.get(f"/staff/admin/users/{staff.user.id}/reset")
+        assert confirm.status_code == 200 and 'type="password"' not in page(confirm)
+        response = admin_client.post(f"/staff/admin/users/{staff.user.id}/reset")
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-store"
+        assert "account was reset" in page(response)
+        code = CODE.search(page(response)).group(1)
     db.session.expire_all()
+    staff.code_given = code
+    return code
 
 
-def enrol(app, staff, password: str = TEMPORARY):
-    """Sign in after a reset: the new password, then TOTP enrolment from the page's secret."""
+def enrol(app, staff, password: str = NEW_PASSWORD):
+    """After a reset: the enrolment code and one's own password, then TOTP enrolment."""
     client = app.test_client()
-    response = client.post("/staff/sign-in", data={"email": staff.user.email, "password": password})
+    response = client.post(
+        "/staff/enrol",
+        data={
+            "email": staff.user.email,
+            "code": staff.code_given,
+            "password": password,
+            "confirm": password,
+        },
+    )
     assert response.status_code == 302, page(response)[:500]
     second = client.get("/staff/sign-in/code")
     assert "Set up your security code" in page(second)
@@ -118,7 +133,15 @@ def enrol(app, staff, password: str = TEMPORARY):
     assert response.status_code == 302 and response.location.endswith("/staff/cases/")
     staff.totp_secret = secret
     staff.password = password
+    db.session.expire_all()
     return client
+
+
+def restore_as(client, case, target):
+    """A reader of the case presses "Restore …'s access"."""
+    return client.post(
+        f"/staff/cases/{case.reference}/readers/restore", data={"user_id": str(target.user.id)}
+    )
 
 
 def restore(cli, org_code: str, key_file, *extra: str):
@@ -147,7 +170,7 @@ def test_a_reset_guardian_loses_access_until_it_is_restored(
 
     reset(how, g1, cli, admin_client)
 
-    assert g1.user.public_key.key_id != old_public
+    assert g1.user.enrolment_pending and g1.user.wrapped_private_key == b""
     assert g1.user.totp_wrapped is None
     assert pending(g1.user) == {(case.id, "dek"), (case.id, "idk")}
     assert held(g1.user) == set()
@@ -169,25 +192,78 @@ def test_a_reset_guardian_loses_access_until_it_is_restored(
     assert event.actor_kind == ("system" if how == "cli" else "user")
 
     client = enrol(app, g1)
+    assert g1.user.public_key.key_id != old_public
     assert client.get(f"/staff/cases/{case.reference}").status_code == 404
-    assert case.reference not in page(client.get("/staff/cases/"))
-    # G2 still reads, of course.
+    inbox = page(client.get("/staff/cases/"))
+    assert case.reference not in inbox
+    # She is told what waits, at her first sign-in.
+    assert "your access to 1 case is waiting to be restored" in inbox
     assert pending(g1.user) == {(case.id, "dek"), (case.id, "idk")}
 
 
-# Route 1: another reader of the case signs in ------------------------------------------------
+def test_an_enrolment_code_works_once_and_only_for_its_account(app, org, g1, g2, cli):
+    code = reset("cli", g1, cli, None)
+    for email, typed in ((g2.user.email, code), (g1.user.email, "ABCD-EFGH-JKMN-PQRS-TVWX")):
+        refused = app.test_client().post(
+            "/staff/enrol",
+            data={"email": email, "code": typed, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+        )
+        assert refused.status_code == 400
+        assert "enrolment code is not right" in page(refused)
+    # Capitals, spaces and dashes do not matter.
+    g1.code_given = code.lower().replace("-", " ")
+    enrol(app, g1)
+    assert g1.user.enrolment_code_hash is None
+    g1.code_given = code
+    again = app.test_client().post(
+        "/staff/enrol",
+        data={"email": g1.user.email, "code": code, "password": "x" * 20, "confirm": "x" * 20},
+    )
+    assert again.status_code == 400
+
+
+def test_an_enrolment_code_expires(app, org, g1, cli, time_machine):
+    time_machine.move_to(datetime.now(UTC), tick=False)
+    reset("cli", g1, cli, None)
+    time_machine.shift(timedelta(hours=int(app.config["AUTH_ENROLMENT_CODE_HOURS"]), seconds=1))
+    expired = app.test_client().post(
+        "/staff/enrol",
+        data={
+            "email": g1.user.email,
+            "code": g1.code_given,
+            "password": NEW_PASSWORD,
+            "confirm": NEW_PASSWORD,
+        },
+    )
+    assert expired.status_code == 400 and "has expired" in page(expired)
+
+
+# Route 1: a reader of the case restores it, explicitly ----------------------------------------
 
 
 @pytest.mark.parametrize("how", ["cli", "web"])
-def test_another_reader_signing_in_restores_access(
+def test_a_reader_restores_access_explicitly_and_nothing_happens_by_itself(
     how, app, org, g1, g2, report, make_staff, staff_client, cli
 ):
     case = report.case
     reset(how, g1, cli, staff_client(make_staff(Role.ADMIN)) if how == "web" else None)
+    g2_client = staff_client(g2)  # signing in restores nothing by itself
+    db.session.expire_all()
+    assert held(g1.user) == set() and pending(g1.user) == {(case.id, "dek"), (case.id, "idk")}
+    # Before she has set up her account again, there is nothing to restore to.
+    waiting = page(g2_client.get(f"/staff/cases/{case.reference}"))
+    assert "Guardian One’s account was reset" in waiting and "Restore Guardian One" not in waiting
+    early = restore_as(g2_client, case, g1)
+    assert early.status_code == 400 and "has not finished setting up" in page(early)
+
     g1_client = enrol(app, g1)
     assert g1_client.get(f"/staff/cases/{case.reference}").status_code == 404
-
-    g2_client = staff_client(g2)  # the grants are processed in G2's sign-in request
+    db.session.expire_all()
+    assert held(g1.user) == set()  # still nothing automatic
+    prompt = page(g2_client.get(f"/staff/cases/{case.reference}"))
+    assert "Guardian One’s access was reset. Restore it?" in prompt
+    done = restore_as(g2_client, case, g1)
+    assert done.status_code == 302, page(done)[:500]
 
     db.session.expire_all()
     assert pending(g1.user) == set()
@@ -215,19 +291,20 @@ def test_another_reader_signing_in_restores_access(
     assert reply_words in page(reporter.get("/follow-up/case"))
 
 
-def test_a_reader_restores_only_cases_they_hold(
+def test_only_a_reader_of_the_case_can_restore_it(
     app, org, g1, g2, make_org, make_staff, submit, staff_client, cli
 ):
-    """A guardian of another organisation holds nothing of G1's case: their sign-in
-    restores nothing. The case returns when its other reader signs in."""
+    """A guardian of another organisation holds nothing of G1's case: they cannot restore
+    it (the case is a 404 to them), and signing in restores nothing."""
     other = make_org("OTHER")
     g3 = make_staff(Role.GUARDIAN, other)
     own = submit(org, what_happened=CANARY).case
     reset("cli", g1, cli, None)
-    staff_client(g3)
+    enrol(app, g1)
+    assert restore_as(staff_client(g3), own, g1).status_code == 404
     db.session.expire_all()
-    assert pending(g1.user) == {(own.id, "dek")}
-    staff_client(g2)
+    assert pending(g1.user) == {(own.id, "dek")} and held(g1.user) == set()
+    assert restore_as(staff_client(g2), own, g1).status_code == 302
     db.session.expire_all()
     assert pending(g1.user) == set() and held(g1.user) == {(own.id, "dek")}
 
@@ -254,7 +331,7 @@ def test_the_custodian_restores_access_with_the_recovery_key(
     reset("cli", g1, cli, None)
     g1_client = enrol(app, g1)
     assert g1_client.get(f"/staff/cases/{case.reference}").status_code == 404
-    # Nobody else can sign in to restore it: the grants wait.
+    # Nobody else can restore it: the grants wait.
     assert pending(g1.user) == {(case.id, "dek"), (case.id, "idk")}
 
     extra = ("--user", g1.user.email) if only_g1 else ()
@@ -283,18 +360,27 @@ def test_restoring_one_user_leaves_the_others_waiting(
     case = report.case
     reset("cli", g1, cli, None)
     reset("cli", g2, cli, None)
+    g1_client = enrol(app, g1)
+    enrol(app, g2)
     result = restore(cli, "RRK", key_file, "--user", g1.user.email)
     assert result.exit_code == 0 and "restored 2" in result.output
     db.session.expire_all()
     assert held(g1.user) == {(case.id, "dek"), (case.id, "idk")}
     assert pending(g2.user) == {(case.id, "dek"), (case.id, "idk")}
-    assert_reads(enrol(app, g1), case, NAME)
+    assert_reads(g1_client, case, NAME)
 
 
-def test_restoring_before_the_guardian_signs_in_again(app, org, key_file, g1, g2, report, cli):
+def test_the_custodian_waits_until_the_guardian_has_set_up_her_account(
+    app, org, key_file, g1, g2, report, cli
+):
     reset("cli", g1, cli, None)
+    early = restore(cli, "RRK", key_file)
+    assert early.exit_code == 0 and "restored 0 case key(s)" in early.output
+    db.session.expire_all()
+    assert pending(g1.user) == {(report.case.id, "dek"), (report.case.id, "idk")}
+    client = enrol(app, g1)
     assert restore(cli, "RRK", key_file).exit_code == 0
-    assert_reads(enrol(app, g1), report.case, NAME)
+    assert_reads(client, report.case, NAME)
 
 
 def test_the_key_file_is_checked_before_anything_happens(
@@ -373,9 +459,10 @@ def test_cases_sealed_before_the_current_recovery_key_stay_recoverable(
 
     assert cli("user", "disable", g2.user.email).exit_code == 0
     reset("cli", g1, cli, None)
+    g1_client = enrol(app, g1)
     result = restore(cli, "RRK", new_file)
     assert result.exit_code == 0 and "restored 2 case key(s)" in result.output
-    assert_reads(enrol(app, g1), case, NAME)
+    assert_reads(g1_client, case, NAME)
 
 
 # Exclusions hold through every route -----------------------------------------------------------
@@ -391,6 +478,7 @@ def test_an_excluded_guardian_never_gets_the_case_back(
     assert (about_g1.id, "dek") not in held(g1.user)
     reset("cli", g1, cli, None)
     assert pending(g1.user) == {(readable.id, "dek")}
+    g1_client = enrol(app, g1)
     # Even a pending grant that should never exist (a forged or stale row) is refused.
     db.session.add(PendingGrant(case_id=about_g1.id, user_id=g1.user.id, key_type="dek"))
     db.session.commit()
@@ -399,34 +487,32 @@ def test_an_excluded_guardian_never_gets_the_case_back(
     assert result.exit_code == 0 and "restored 1 case key(s)" in result.output
     db.session.expire_all()
     assert held(g1.user) == {(readable.id, "dek")}
-
-    staff_client(g2)  # route 1 drops the forged grant without giving it
-    db.session.expire_all()
-    assert held(g1.user) == {(readable.id, "dek")}
-    assert pending(g1.user) == set()
-    g1_client = enrol(app, g1)
+    assert pending(g1.user) == set()  # the forged grant is dropped, never given
     assert g1_client.get(f"/staff/cases/{readable.reference}").status_code == 200
     assert g1_client.get(f"/staff/cases/{about_g1.reference}").status_code == 404
-    assert restore(cli, "RRK", key_file).exit_code == 0
+    # Nor can a reader of that case restore it to the excluded guardian.
+    db.session.add(PendingGrant(case_id=about_g1.id, user_id=g1.user.id, key_type="dek"))
+    db.session.commit()
+    refused = restore_as(staff_client(g2), about_g1, g1)
+    assert refused.status_code == 400
     db.session.expire_all()
     assert (about_g1.id, "dek") not in held(g1.user)
 
 
-# A colleague re-added the guardian before the queue was processed -----------------------------
+# A colleague re-added the guardian before anyone restored ------------------------------------
 
 
 @pytest.mark.parametrize("route", ["reader", "custodian"])
 def test_a_grant_already_given_another_way_is_simply_cleared(
-    route, app, org, key_file, g1, g2, make_staff, submit, staff_client, cli, time_machine
+    route, app, org, key_file, g1, g2, make_staff, submit, staff_client, cli
 ):
-    """The lead guardian, signed in since before the reset, assigns the case to G1 again:
-    G1 holds the key. When the queue is processed afterwards (another reader signs in, or
-    the custodian runs the CLI) the stale pending grant must be cleared, not crash."""
-    time_machine.move_to(datetime.now(UTC), tick=True)
+    """The lead guardian assigns the case to G1 again once she has set up her account: G1
+    holds the key, and the waiting restore is settled by that grant."""
     lead = make_staff(Role.LEAD_GUARDIAN, org, name="Lead Guardian")
     case = submit(org, what_happened=CANARY).case
     lead_client = staff_client(lead)
     reset("cli", g1, cli, None)
+    g1_client = enrol(app, g1)
     version = db.session.get(type(case), case.id).version
     assigned = lead_client.post(
         f"/staff/cases/{case.reference}/assign",
@@ -435,17 +521,14 @@ def test_a_grant_already_given_another_way_is_simply_cleared(
     assert assigned.status_code == 302, page(assigned)[:1000]
     db.session.expire_all()
     assert (case.id, "dek") in held(g1.user)
-
+    assert pending(g1.user) == set()
     if route == "reader":
-        time_machine.shift(timedelta(seconds=31))
-        staff_client(g2)
+        refused = restore_as(staff_client(g2), case, g1)
+        assert refused.status_code == 400 and "Nothing is waiting" in page(refused)
     else:
         result = restore(cli, "RRK", key_file)
-        assert result.exit_code == 0, result.output
-
-    db.session.expire_all()
-    assert pending(g1.user) == set()
-    assert_reads(enrol(app, g1), case)
+        assert result.exit_code == 0 and "restored 0" in result.output, result.output
+    assert_reads(g1_client, case)
 
 
 def test_a_reader_removed_after_the_reset_is_not_given_the_case_back(
@@ -467,8 +550,9 @@ def test_a_reader_removed_after_the_reset_is_not_given_the_case_back(
     db.session.expire_all()
     assert pending(g1.user) == set()
 
-    staff_client(g2)
+    g1_client = enrol(app, g1)
+    assert restore_as(staff_client(g2), case, g1).status_code == 400
     assert restore(cli, "RRK", key_file).exit_code == 0
     db.session.expire_all()
     assert held(g1.user) == set()
-    assert enrol(app, g1).get(f"/staff/cases/{case.reference}").status_code == 404
+    assert g1_client.get(f"/staff/cases/{case.reference}").status_code == 404

@@ -24,7 +24,12 @@ from tests.conftest import PASSWORD, TEST_ARGON2, sign_in
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 #: Endpoints under /staff that must be reachable without a session.
-STAFF_PUBLIC = {"accounts.sign_in", "accounts.second_factor", "accounts.sign_out"}
+STAFF_PUBLIC = {
+    "accounts.sign_in",
+    "accounts.second_factor",
+    "accounts.sign_out",
+    "accounts.enrol",
+}
 
 
 def page(response) -> str:
@@ -159,14 +164,19 @@ def test_a_wrong_code_gives_the_same_message(client, guardian):
     assert client.get("/staff/cases/").status_code == 302
 
 
-def test_lockout_after_too_many_wrong_passwords(app, client, guardian):
+def client_from(app, address: str):
+    """A browser on its own network address."""
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = address
+    return other
+
+
+def test_wrong_passwords_make_that_client_wait_but_not_the_real_user(app, client, guardian):
     limit = int(app.config["AUTH_MAX_FAILED_LOGINS"])
     for attempt in range(limit):
-        assert not locked(guardian.user), attempt
         response = password_step(client, guardian.user.email, f"wrong password number {attempt}")
         assert response.status_code == 400
-    assert locked(guardian.user)
-
+    # This client now waits, even with the right password …
     response = password_step(client, guardian.user.email)  # the right password
     assert response.status_code == 400
     assert SIGN_IN_ERROR in page(response)
@@ -174,8 +184,33 @@ def test_lockout_after_too_many_wrong_passwords(app, client, guardian):
     assert db.session.scalar(
         select(func.count())
         .select_from(AuditEvent)
-        .where(AuditEvent.action == "user.locked", AuditEvent.actor_user_id == guardian.user.id)
+        .where(
+            AuditEvent.action == "user.sign_in_throttled",
+            AuditEvent.actor_user_id == guardian.user.id,
+        )
     )
+    # … but someone typing wrong passwords for her name does not keep her out.
+    assert not locked(guardian.user)
+    own_device = client_from(app, "198.51.100.7")
+    sign_in(own_device, guardian)
+    assert own_device.get("/staff/cases/").status_code == 200
+
+
+def test_the_wait_grows_and_many_clients_lock_the_account(app, guardian):
+    app.config["AUTH_ACCOUNT_LOCK_CLIENTS"] = 3
+    limit = int(app.config["AUTH_MAX_FAILED_LOGINS"])
+    for n in range(3):
+        attacker = client_from(app, f"203.0.113.{n + 1}")
+        for attempt in range(limit):
+            password_step(attacker, guardian.user.email, f"wrong password {attempt}")
+    assert locked(guardian.user)
+    [event] = db.session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "user.locked", AuditEvent.actor_user_id == guardian.user.id
+        )
+    ).all()
+    assert event.detail == "many clients"
+    assert password_step(client_from(app, "198.51.100.7"), guardian.user.email).status_code == 400
 
 
 def test_a_locked_account_still_costs_a_derivation(app, client, guardian, derivations):
@@ -188,13 +223,12 @@ def test_a_locked_account_still_costs_a_derivation(app, client, guardian, deriva
     assert len(derivations) == 1
 
 
-def test_wrong_codes_count_towards_lockout(app, client, guardian):
+def test_wrong_codes_lock_the_account(app, client, guardian):
     limit = int(app.config["AUTH_MAX_FAILED_LOGINS"])
-    for attempt in range(limit - 2):
-        password_step(client, guardian.user.email, f"wrong password number {attempt}")
     assert password_step(client, guardian.user.email).status_code == 302
     bad = wrong_code(guardian.totp_secret)
-    assert client.post("/staff/sign-in/code", data={"code": bad}).status_code == 400
+    for _ in range(limit - 1):
+        assert client.post("/staff/sign-in/code", data={"code": bad}).status_code == 400
     assert not locked(guardian.user)
     assert client.post("/staff/sign-in/code", data={"code": bad}).status_code == 400
     assert locked(guardian.user)
@@ -204,6 +238,32 @@ def test_wrong_codes_count_towards_lockout(app, client, guardian):
     assert gone.status_code == 302 and gone.location.endswith("/staff/sign-in")
     assert password_step(client, guardian.user.email).status_code == 400
     assert client.get("/staff/cases/").status_code == 302
+
+
+def test_a_second_half_signed_in_session_cannot_finish_once_codes_locked_the_account(app, guardian):
+    """The attack: two sessions pass the password step; the first guesses codes until the
+    account locks; the second then enters the right code. It must be refused."""
+    first, second = client_from(app, "203.0.113.1"), client_from(app, "203.0.113.2")
+    assert password_step(first, guardian.user.email).status_code == 302
+    assert password_step(second, guardian.user.email).status_code == 302
+    assert sessions(stage="password") == 2
+    bad = wrong_code(guardian.totp_secret)
+    for _ in range(int(app.config["AUTH_MAX_FAILED_LOGINS"])):
+        first.post("/staff/sign-in/code", data={"code": bad})
+    assert locked(guardian.user)
+    assert sessions() == 0  # every half-finished session of the account ended at once
+    response = second.post("/staff/sign-in/code", data={"code": guardian.code()})
+    assert response.status_code == 302 and response.location.endswith("/staff/sign-in")
+    assert second.get("/staff/cases/").status_code == 302
+    # Even a session that survived somehow is checked at the code step.
+    guardian.user.locked_until = None
+    db.session.commit()
+    assert password_step(second, guardian.user.email).status_code == 302
+    guardian.user.locked_until = utcnow() + timedelta(minutes=15)
+    db.session.commit()
+    refused = second.post("/staff/sign-in/code", data={"code": guardian.code()})
+    assert refused.status_code == 302 and refused.location.endswith("/staff/sign-in")
+    assert second.get("/staff/cases/").status_code == 302
 
 
 def test_a_code_cannot_be_replayed(client, guardian):

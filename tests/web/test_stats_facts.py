@@ -23,7 +23,7 @@ from sqlalchemy import DateTime, select, text
 from speakup.accounts.models import Role
 from speakup.audit.models import AuditEvent
 from speakup.cases.content import decrypt_json
-from speakup.cases.keys import open_case_key
+from speakup.cases.custody import open_case_key
 from speakup.cases.models import Case, DisclosureMode, KeyType, Status
 from speakup.cases.policy import policy_for
 from speakup.cases.triage import Triage, record_triage

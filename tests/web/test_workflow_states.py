@@ -45,7 +45,7 @@ from speakup.cases.access import (
     transfer_case,
 )
 from speakup.cases.content import decrypt_json
-from speakup.cases.keys import open_case_key, reader_ids
+from speakup.cases.custody import open_case_key, reader_ids
 from speakup.cases.models import (
     Attachment,
     Case,
@@ -81,9 +81,8 @@ from speakup.reporting.services import (
     report_detriment,
     reveal_identity,
     send_reporter_message,
-    set_escalation_consent,
-    set_identity_escalation_consent,
     unlock_reporter_key,
+    update_consents,
 )
 from tests.conftest import PASSWORD, TEST_ARGON2, Staff
 
@@ -193,9 +192,15 @@ class WorkflowMachine(RuleBasedStateMachine):
         confidential=st.booleans(),
         consent=st.booleans(),
         identity_consent=st.booleans(),
+        later_consent=st.booleans(),
     )
     def submit_case(
-        self, excluded: set[str], confidential: bool, consent: bool, identity_consent: bool
+        self,
+        excluded: set[str],
+        confidential: bool,
+        consent: bool,
+        identity_consent: bool,
+        later_consent: bool,
     ) -> None:
         mode = DisclosureMode.CONFIDENTIAL if confidential else DisclosureMode.ANONYMOUS
         submission = self.env.submit(
@@ -204,11 +209,20 @@ class WorkflowMachine(RuleBasedStateMachine):
             what_happened=WHAT_HAPPENED,
             excluded_guardian_ids=sorted(self.cast[name].user_id for name in excluded),
             escalation_consent=consent,
+            identity_later_consent=later_consent,
             **(IDENTITY if confidential else {}),
         )
         case = submission.case
+        key = unlock_reporter_key(case, submission.receipt, 2)
+        assert key is not None
         if identity_consent:
-            set_identity_escalation_consent(case, True)
+            update_consents(
+                case,
+                key,
+                escalation=consent,
+                identity_to_panel=True,
+                identity_to_later=case.identity_later_consent,
+            )
             db.session.commit()
         self.case_id = case.id
         self.reference = case.reference
@@ -220,6 +234,10 @@ class WorkflowMachine(RuleBasedStateMachine):
         self.identity = dict(IDENTITY) if confidential else None
         self.consent = consent
         self.identity_consent = identity_consent
+        # Only a reporter who gives her identity is asked about later readers.
+        self.later = later_consent and confidential
+        #: plain messages the service must have posted to her thread (one per change)
+        self.service_messages = 0
         self.status = S.RECEIVED
         self.readers: set[str] = set(ORG_GUARDIANS - self.excluded)
         self.identity_readers: set[str] = set(self.readers) if confidential else set()
@@ -286,6 +304,18 @@ class WorkflowMachine(RuleBasedStateMachine):
         if identity_too and old_idk is not None:
             assert new_idk != old_idk, "revocation must rotate the identity key"
             self.stale_idks.append(old_idk)
+
+    def may_see_identity(self, name: str) -> bool:
+        """The consent rules, written out independently of the code: the route's readers
+        see who she is once she gave it; a pool guardian it is passed to later only with
+        her "later readers" consent; the panel only with its own consent."""
+        if not self.has_identity:
+            return False
+        if name in ORG_GUARDIANS:
+            return True
+        if name == "P":
+            return self.later
+        return self.identity_consent
 
     def revoke_in_model(self, name: str) -> None:
         self.readers.discard(name)
@@ -436,19 +466,45 @@ class WorkflowMachine(RuleBasedStateMachine):
             ),
         ):
             panel = PANEL - self.excluded
+            if panel - self.readers:
+                self.service_messages += 1
             self.readers |= panel
-            if self.has_identity and self.identity_consent and actor_had_identity:
-                self.identity_readers |= panel
+            if actor_had_identity:
+                self.identity_readers |= {m for m in panel if self.may_see_identity(m)}
             self.status = S.ESCALATED
 
     @precondition(lambda self: not self.purged)
-    @rule(escalation=st.booleans(), identity=st.booleans())
-    def reporter_changes_consent(self, escalation: bool, identity: bool) -> None:
+    @rule(escalation=st.booleans(), identity=st.booleans(), later=st.booleans())
+    def reporter_changes_consent(self, escalation: bool, identity: bool, later: bool) -> None:
+        """Her consents change who may see her identity at once: someone newly allowed gets
+        it, someone no longer allowed loses it (and the identity key is rotated). Escalation
+        already carried out cannot be withdrawn from her page."""
         case = self.case()
-        set_escalation_consent(case, escalation)
-        set_identity_escalation_consent(case, identity)
-        db.session.commit()
-        self.consent, self.identity_consent = escalation, identity
+        assert self.reporter_key is not None
+        key = self.reporter_key
+        expected = ValidationError if not escalation and self.readers & PANEL else None
+        before = self.current_keys()
+        if not self.attempt(
+            expected,
+            lambda: update_consents(
+                case,
+                key,
+                escalation=escalation,
+                identity_to_panel=identity,
+                identity_to_later=later,
+            ),
+        ):
+            return
+        self.consent, self.identity_consent, self.later = escalation, identity, later
+        if self.has_identity:
+            allowed = {name for name in self.readers if self.may_see_identity(name)}
+            if allowed != self.identity_readers:
+                self.service_messages += 1
+            if self.identity_readers - allowed:
+                old_idk = before[1]
+                assert old_idk is not None and self.current_keys()[1] != old_idk
+                self.stale_idks.append(old_idk)
+            self.identity_readers = allowed
 
     # --- access rules ------------------------------------------------------------------
 
@@ -483,8 +539,10 @@ class WorkflowMachine(RuleBasedStateMachine):
             ),
         ):
             return
+        if assignee not in self.readers or revokes:
+            self.service_messages += 1
         self.readers.add(assignee)
-        if self.has_identity and actor in self.identity_readers:
+        if actor in self.identity_readers and self.may_see_identity(assignee):
             self.identity_readers.add(assignee)
         self.owner = assignee
         if revokes and previous is not None:
@@ -502,6 +560,8 @@ class WorkflowMachine(RuleBasedStateMachine):
         expected: type[Exception] | None = None
         if actor not in self.readers:
             expected = NotFoundError
+        elif actor == "P":
+            expected = ValidationError  # the list never offers herself
         elif "P" in self.excluded:
             expected = ForbiddenError
         elif remove_self and not (self.readers | {"P"}) - {actor}:
@@ -520,8 +580,10 @@ class WorkflowMachine(RuleBasedStateMachine):
             ),
         ):
             return
+        if "P" not in self.readers or remove_self:
+            self.service_messages += 1
         self.readers.add("P")
-        if self.has_identity and actor_had_identity:
+        if actor_had_identity and self.may_see_identity("P"):
             self.identity_readers.add("P")
         self.owner = "P"
         if remove_self:
@@ -540,7 +602,8 @@ class WorkflowMachine(RuleBasedStateMachine):
         expected: type[Exception] | None = None
         if actor not in self.readers:
             expected = NotFoundError
-        elif not self.readers - {removed}:
+        elif removed not in self.readers or not self.readers - {removed}:
+            # Removing someone who is not a reader is refused: nothing to remove.
             expected = ValidationError
         before = self.current_keys()
         target_sealed = self.sealed_copy(removed)
@@ -550,6 +613,7 @@ class WorkflowMachine(RuleBasedStateMachine):
             expected, lambda: revoke_reader(case, self.actor(actor), self.user(removed))
         ):
             return
+        self.service_messages += 1
         self.revoke_in_model(removed)
         self.rotated(before, identity_too=rotates_identity)
         if target_sealed is not None:
@@ -601,9 +665,10 @@ class WorkflowMachine(RuleBasedStateMachine):
         assert self.reporter_key is not None
         key = self.reporter_key
         self.attempt(None, lambda: reveal_identity(case, key, "Ada Reporter", contact))
-        if not self.has_identity:
-            self.has_identity = True
-            self.identity_readers = set(self.readers)
+        self.service_messages += 1  # she is told who can see it
+        self.has_identity = True
+        # A fresh identity key, sealed only to the current readers her consents allow.
+        self.identity_readers = {name for name in self.readers if self.may_see_identity(name)}
         self.identity = {"name": "Ada Reporter", "contact": contact}
 
     # --- retention ---------------------------------------------------------------------
@@ -675,6 +740,24 @@ class WorkflowMachine(RuleBasedStateMachine):
         holders = {self.names[uid] for uid in reader_ids(case)}
         assert holders == self.readers
         assert len(reader_ids(case)) == len(self.readers), "one sealed copy per reader"
+
+        # Nobody holds an identity key the consents recorded on the case do not allow
+        # (read straight from the case's columns, not through the code under test).
+        for uid in reader_ids(case, KeyType.IDK):
+            name = self.names[uid]
+            if name in ORG_GUARDIANS:
+                assert case.disclosure_mode != DisclosureMode.ANONYMOUS, name
+            elif name == "P":
+                assert case.identity_later_consent, name
+            else:
+                assert case.escalation_consent and case.identity_escalation_consent, name
+        # Every change of readers posted exactly one plain message to her thread.
+        posted = db.session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.case_id == case.id, Message.author_kind == "service")
+        )
+        assert posted == self.service_messages, (posted, self.service_messages)
 
         # Excluded guardians: no sealed copy of anything, ever.
         excluded_ids = [self.cast[name].user_id for name in self.excluded]
