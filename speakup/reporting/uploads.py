@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from flask import current_app
 from werkzeug.datastructures import FileStorage
 
 from speakup.reporting.attachments import AttachmentError, SanitisedFile, sanitise_attachment
+from speakup.reporting.pdf_rebuild import RenderLimits
+
+MEGA = 1_000_000
+
+
+def pdf_limits(config: Mapping[str, Any]) -> RenderLimits:
+    """The PDF renderer's limits from ``[attachments]``."""
+    return RenderLimits(
+        max_pages=int(config["ATTACHMENTS_MAX_PDF_PAGES"]),
+        dpi=float(config["ATTACHMENTS_PDF_DPI"]),
+        max_page_pixels=int(float(config["ATTACHMENTS_PDF_MAX_PAGE_MEGAPIXELS"]) * MEGA),
+        cpu_seconds=int(config["ATTACHMENTS_PDF_CPU_SECONDS"]),
+        memory_bytes=int(config["ATTACHMENTS_PDF_MEMORY_MB"]) * 1024 * 1024,
+        timeout_seconds=float(config["ATTACHMENTS_PDF_TIMEOUT_SECONDS"]),
+    )
 
 
 def sanitise_uploads(files: list[FileStorage] | None) -> list[SanitisedFile]:
@@ -15,8 +33,18 @@ def sanitise_uploads(files: list[FileStorage] | None) -> list[SanitisedFile]:
     if len(present) > max_count:
         raise AttachmentError(f"You can attach up to {max_count} files at a time.")
     max_bytes = int(current_app.config["ATTACHMENTS_MAX_BYTES"])
+    max_pixels = int(float(current_app.config["ATTACHMENTS_MAX_IMAGE_MEGAPIXELS"]) * MEGA)
+    limits = pdf_limits(current_app.config)
     cleaned = []
     for upload in present:
         data = upload.stream.read(max_bytes + 1)
-        cleaned.append(sanitise_attachment(upload.filename or "file", data, max_bytes=max_bytes))
+        cleaned.append(
+            sanitise_attachment(
+                upload.filename or "file",
+                data,
+                max_bytes=max_bytes,
+                max_image_pixels=max_pixels,
+                pdf_limits=limits,
+            )
+        )
     return cleaned

@@ -8,6 +8,7 @@ import re
 import secrets
 import tempfile
 
+import pikepdf
 import pytest
 from PIL import Image
 from sqlalchemy import select, text
@@ -339,6 +340,50 @@ def test_attachments_are_stored_encrypted_and_metadata_removal_is_explained(clie
         assert b"PhoneMaker" not in row.data_ct
         for name in (b"IMG_0001", b"rota", b"image/jpeg", b"text/plain"):
             assert name not in row.meta_ct
+
+
+def hostile_pdf() -> bytes:
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    pdf.Root.OpenAction = pikepdf.Dictionary(
+        S=pikepdf.Name.JavaScript, JS=pikepdf.String("CANARY_OPEN_JS()")
+    )
+    pdf.trailer.Info = pdf.make_indirect(pikepdf.Dictionary(Author=pikepdf.String("CANARY")))
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def test_a_pdf_is_rebuilt_and_the_receipt_says_so_truthfully(client, org):
+    data = report(org)
+    data["attachments"] = [(io.BytesIO(hostile_pdf()), "statement.pdf")]
+    response = client.post("/report", data=data, content_type="multipart/form-data")
+    assert response.status_code == 200, page(response)[:2000]
+    assert (
+        "statement.pdf: we rebuilt it from images of its pages, so links, scripts, forms, "
+        "attached files and hidden details such as the author are not kept"
+    ) in page(response)
+    assert count(Attachment) == 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"%PDF-1.7\nnot really a pdf", b"%PDF-", b"%PDF-1.4\n" + b"\x00" * 5000],
+    ids=["garbage", "header-only", "zeros"],
+)
+def test_a_malformed_pdf_is_refused_with_a_clear_message_not_an_error(client, org, content):
+    data = report(org)
+    data["attachments"] = [(io.BytesIO(content), "statement.pdf")]
+    response = client.post("/report", data=data, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert '"statement.pdf" looks damaged and can\'t be opened as a PDF.' in page(response)
+    assert committed_cases() == 0
+
+
+def test_the_form_says_which_files_are_accepted_and_what_to_do_with_office_documents(client):
+    body = page(client.get("/report"))
+    assert "PDF (up to 50 pages), JPEG, PNG or plain text" in body
+    assert "Office documents can't be attached: save them as PDF first" in body
 
 
 def test_large_uploads_are_never_spooled_to_disk(client, org, monkeypatch):
