@@ -28,7 +28,8 @@ def pdf_limits(config: Mapping[str, Any]) -> RenderLimits:
 
 def sanitise_uploads(files: list[FileStorage] | None) -> list[SanitisedFile]:
     """Check count, size and type of each uploaded file and strip its metadata."""
-    present = [f for f in files or [] if f is not None and f.filename]
+    # A text value posted under a file field's name arrives as a string, not a FileStorage.
+    present = [f for f in files or [] if isinstance(f, FileStorage) and f.filename]
     max_count = int(current_app.config["ATTACHMENTS_MAX_COUNT"])
     if len(present) > max_count:
         raise AttachmentError(f"You can attach up to {max_count} files at a time.")
