@@ -19,7 +19,7 @@ import contextlib
 import io
 import os
 import select
-import subprocess  # nosec B404: a fixed argv of our own script, no shell
+import subprocess  # nosec B404
 import sys
 import threading
 import time
@@ -98,7 +98,8 @@ def rebuild_pdf(data: bytes, limits: RenderLimits | None = None) -> bytes:
         str(limits.max_page_pixels),
     ]
     deadline = time.monotonic() + limits.timeout_seconds
-    child = subprocess.Popen(  # noqa: S603  # nosec B603: fixed argv, no shell, stdin only
+    # A fixed argv of our own script, no shell; the untrusted PDF goes in on stdin only.
+    child = subprocess.Popen(  # noqa: S603  # nosec B603
         argv,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
