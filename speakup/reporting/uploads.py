@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from flask import current_app
@@ -36,9 +38,14 @@ def sanitise_uploads(files: list[FileStorage] | None) -> list[SanitisedFile]:
     max_bytes = int(current_app.config["ATTACHMENTS_MAX_BYTES"])
     max_pixels = int(float(current_app.config["ATTACHMENTS_MAX_IMAGE_MEGAPIXELS"]) * MEGA)
     limits = pdf_limits(current_app.config)
+    # One wall-time budget for all the PDFs of a request, not one each: five slow PDFs must
+    # not hold a worker past its timeout (gunicorn's is 30 s by default).
+    deadline = time.monotonic() + limits.timeout_seconds
     cleaned = []
     for upload in present:
         data = upload.stream.read(max_bytes + 1)
+        remaining = max(0.1, deadline - time.monotonic())
+        limits = replace(limits, timeout_seconds=min(limits.timeout_seconds, remaining))
         cleaned.append(
             sanitise_attachment(
                 upload.filename or "file",
