@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 from jinja2 import ChainableUndefined, ChoiceLoader, FileSystemLoader, PackageLoader
 
+from speakup.ids import DatabaseIntConverter
 from speakup.uploads import InMemoryUploadRequest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         app.instance_path = str(overrides["INSTANCE_PATH"])
     # Uploads are parsed into memory only: nothing unencrypted is ever spooled to disk.
     app.request_class = InMemoryUploadRequest
+    # Every <int:…> in a route is bounded to what the database can hold (else a 500).
+    app.url_map.converters["int"] = DatabaseIntConverter
     app.jinja_options = {
         "undefined": ChainableUndefined,
         "loader": ChoiceLoader(

@@ -1,12 +1,17 @@
-"""Per-connection database settings (SQLite pragmas)."""
+"""Per-connection database settings (SQLite pragmas) and private SQLite files."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+
+#: Owner read/write only, like the secrets beside the database (issue 10 #8).
+PRIVATE_MODE = 0o600
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -20,6 +25,32 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_files(database: str) -> list[Path]:
+    """The database file and the WAL and shared-memory files SQLite keeps beside it."""
+    main = Path(database)
+    return [main, Path(f"{main}-wal"), Path(f"{main}-shm")]
+
+
+def make_sqlite_files_private(database: str) -> None:
+    """Create the database file 0600 if it is missing, and narrow any of its files to 0600.
+
+    SQLite creates a new database with the process umask (0644 under the usual 022) and
+    gives its -wal and -shm files the database file's mode. So the file is created here,
+    private, before SQLite first opens it; files made earlier (or by another tool) are
+    narrowed. Neither changes the umask, which is shared by every thread of the process.
+    """
+    main, *companions = sqlite_files(database)
+    if not main.exists():
+        main.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(main, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE))
+    for path in (main, *companions):
+        try:
+            if path.stat().st_mode & 0o777 != PRIVATE_MODE:
+                path.chmod(PRIVATE_MODE)
+        except FileNotFoundError:
+            continue
+
+
 def configure_engines(app: Flask) -> None:
     """Install connection hooks on the app's engine."""
     from speakup.extensions import db
@@ -27,4 +58,13 @@ def configure_engines(app: Flask) -> None:
     with app.app_context():
         engine: Engine = db.engine
         if engine.dialect.name == "sqlite":
+            database = engine.url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                make_sqlite_files_private(database)
+
+                def private_files(_connection: Any, _record: Any) -> None:
+                    make_sqlite_files_private(database)
+
+                # Before the pragmas: WAL mode creates -wal and -shm with the main file's mode.
+                event.listen(engine, "connect", private_files)
             event.listen(engine, "connect", _sqlite_pragmas)

@@ -13,8 +13,20 @@ from flask import Flask
 
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 _IPV6 = re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{0,4}\b")
-#: four groups of four, with the same separator (or none) between every group
-_RECEIPT = re.compile(r"\b[0-9A-Za-z]{4}([- ]?)[0-9A-Za-z]{4}\1[0-9A-Za-z]{4}\1[0-9A-Za-z]{4}\b")
+# The receipt's real shape (speakup.crypto.receipt): 16 characters of Crockford base32 — no I,
+# L, O or U — shown as four groups of four. Matching "any 16 letters" redacted error class
+# names such as OperationalError and ProgrammingError and hid the cause of outages, so:
+# grouped with one separator throughout, in either case; or run together in a single case
+# (as normalised, or typed in lower case). CamelCase words never match, and neither do words
+# containing i, l, o or u. A receipt typed with the look-alike letters (O for 0) is not caught:
+# the backstop favours readable logs there, and code must not log receipts at all.
+_CROCKFORD = "0-9A-HJKMNP-TV-Z"
+_GROUP = f"[{_CROCKFORD}]{{4}}"
+_RECEIPT = re.compile(
+    rf"\b(?:{_GROUP}([- ]){_GROUP}\1{_GROUP}\1{_GROUP}"
+    rf"|(?-i:[{_CROCKFORD}]{{16}})|(?-i:[{_CROCKFORD.lower()}]{{16}}))\b",
+    re.IGNORECASE,
+)
 
 
 class RedactionFilter(logging.Filter):

@@ -27,6 +27,7 @@ from speakup.audit.models import AuditEvent
 from speakup.db import utcnow
 from speakup.errors import ForbiddenError, NotFoundError, SpeakupError
 from speakup.extensions import db
+from speakup.ids import bounded_int
 from speakup.reporting.forms import EmptyForm
 from speakup.settings import argon2_params
 
@@ -100,15 +101,15 @@ def audit() -> ResponseReturnValue:
     # Reporter actions are not listed here at all: their times, even without content, could
     # be matched against door or network logs. Readers of a case see them by day only.
     query = select(AuditEvent).where(AuditEvent.actor_kind != "reporter")
-    case_id = request.args.get("case", type=int)
-    user_id = request.args.get("user", type=int)
+    case_id = request.args.get("case", type=bounded_int)
+    user_id = request.args.get("user", type=bounded_int)
     if case_id:
         query = query.where(AuditEvent.case_id == case_id)
     if user_id:
         query = query.where(AuditEvent.actor_user_id == user_id)
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     pages = max(1, -(-total // AUDIT_PAGE_SIZE))
-    page = min(max(1, request.args.get("page", 1, type=int) or 1), pages)
+    page = min(max(1, request.args.get("page", 1, type=bounded_int) or 1), pages)
     events = db.session.scalars(
         query.order_by(AuditEvent.seq.desc())
         .limit(AUDIT_PAGE_SIZE)

@@ -19,7 +19,7 @@ from speakup.crypto import decrypt_field, encrypt_field
 from speakup.db import utcnow
 from speakup.errors import NotFoundError
 from speakup.extensions import db
-from speakup.reporting.attachments import SanitisedFile
+from speakup.reporting.attachments import SanitisedFile, cleaning_notice
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,11 @@ class AttachmentView:
     content_type: str
     size: int
     removed: tuple[str, ...]
+
+    @property
+    def notice(self) -> str:
+        """What cleaning did to the file, in the reporter's words."""
+        return cleaning_notice(self.removed)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from speakup.crypto import PrivateKey
 from speakup.db import utcnow
 from speakup.errors import ForbiddenError
 from speakup.extensions import db
+from speakup.ids import bounded_int
 from speakup.reporting.attachments import AttachmentError
 from speakup.reporting.forms import choice_list
 from speakup.reporting.uploads import sanitise_uploads
@@ -65,7 +66,7 @@ def inbox() -> ResponseReturnValue:
         raise ForbiddenError("Only guardians and panel members have a case inbox.")
     result = list_inbox(
         current_user,
-        request.args.get("page", 1, type=int) or 1,
+        request.args.get("page", 1, type=bounded_int) or 1,
         int(current_app.config["INBOX_PAGE_SIZE"]),
         filter_name=request.args.get("filter", "all"),
         sort=request.args.get("sort", "received"),

@@ -17,20 +17,39 @@ import unicodedata
 from dataclasses import dataclass
 
 import filetype
-import pikepdf
+from filetype.types.document import Doc, Docx, Odp, Ods, Odt, Ppt, Pptx, Xls, Xlsx
 from filetype.types.image import Jpeg, Png
 from PIL import ExifTags, Image
+
+from speakup.reporting.pdf_rebuild import (
+    REASON_DAMAGED,
+    REASON_LOCKED,
+    REASON_NO_PAGES,
+    REASON_TOO_MANY_PAGES,
+    RenderError,
+    RenderLimits,
+    rebuild_pdf,
+)
 
 PDF, JPEG, PNG, TEXT = "application/pdf", "image/jpeg", "image/png", "text/plain"
 #: Canonical extension for each type, and the spellings a reporter may keep.
 _EXTENSIONS = {PDF: ("pdf",), JPEG: ("jpg", "jpeg", "jpe"), PNG: ("png",), TEXT: ("txt",)}
 MAX_NAME_CHARS = 120
 _IMAGE_MATCHERS = (Jpeg(), Png())  # Png also matches animated PNG; Pillow keeps frame one
-#: Well below Pillow's own 89-megapixel warning: 50 MP covers any phone camera, and decoding
-#: it needs at most ~200 MB. Checked from the header before any pixel is decoded.
-MAX_IMAGE_PIXELS = 50_000_000
+#: Below Pillow's own 89-megapixel warning: 40 MP covers any phone camera, and decoding it
+#: needs at most ~160 MB. Checked from the header before any pixel is decoded; the
+#: application passes ``[attachments] max_image_megapixels`` instead.
+MAX_IMAGE_PIXELS = 40_000_000
 
 _UNSUPPORTED = "{name} can't be attached. You can attach PDF, JPEG, PNG or plain text files."
+#: Office documents are refused rather than converted: a converter (LibreOffice) is several
+#: hundred megabytes of code parsing hostile input and works on files on disk, where an
+#: unencrypted report must never be. The reporter is told what to do instead.
+_OFFICE_MATCHERS = (Doc(), Docx(), Odt(), Xls(), Xlsx(), Ods(), Ppt(), Pptx(), Odp())
+_OFFICE = (
+    "{name} is an Office document, which can't be attached. Please save it as a PDF "
+    "(in Word or LibreOffice: File, then Save as or Export as PDF) and attach the PDF."
+)
 # C0/C1 control characters except tab, newline, form feed and carriage return.
 _FORBIDDEN_TEXT_CHARS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 # What browsers sniff as HTML or XML (WHATWG MIME Sniffing §7.1): a guardian's browser must
@@ -66,11 +85,24 @@ class SanitisedFile:
     data: bytes  #: the cleaned bytes
     removed: tuple[str, ...]  #: what was found and removed, in words the reporter understands
 
+    @property
+    def notice(self) -> str:
+        """The sentence shown after the file's name: see :func:`cleaning_notice`."""
+        return cleaning_notice(self.removed)
 
-def sanitise_attachment(filename: str, data: bytes, *, max_bytes: int) -> SanitisedFile:
+
+def sanitise_attachment(
+    filename: str,
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_image_pixels: int = MAX_IMAGE_PIXELS,
+    pdf_limits: RenderLimits | None = None,
+) -> SanitisedFile:
     """Detect the type from ``data`` (never the name), strip metadata, return the clean file.
 
-    Raises :class:`AttachmentError` for empty, oversized, unsupported, corrupt or
+    Images are re-encoded from their pixels; PDFs are rebuilt from images of their pages.
+    Raises :class:`AttachmentError` for empty, oversized, unsupported, corrupt, too costly or
     password-protected files.
     """
     if max_bytes <= 0:
@@ -85,13 +117,15 @@ def sanitise_attachment(filename: str, data: bytes, *, max_bytes: int) -> Saniti
         )
     content_type = _detect_type(data)
     if content_type is None:
+        if filetype.match(data, matchers=_OFFICE_MATCHERS) is not None:
+            raise AttachmentError(_OFFICE.format(name=shown))
         raise AttachmentError(_UNSUPPORTED.format(name=shown))
     if content_type == PDF:
-        cleaned, removed = _clean_pdf(data, shown)
+        cleaned, removed = _clean_pdf(data, shown, pdf_limits or RenderLimits())
     elif content_type == TEXT:
         cleaned, removed = data, ()  # text carries no hidden metadata; keep the reporter's bytes
     else:
-        cleaned, removed = _clean_image(data, content_type, shown)
+        cleaned, removed = _clean_image(data, content_type, shown, max_image_pixels)
     return SanitisedFile(_with_extension(name, content_type), content_type, cleaned, removed)
 
 
@@ -176,13 +210,15 @@ _UPRIGHT = {
 }
 
 
-def _clean_image(data: bytes, content_type: str, shown: str) -> tuple[bytes, tuple[str, ...]]:
+def _clean_image(
+    data: bytes, content_type: str, shown: str, max_pixels: int
+) -> tuple[bytes, tuple[str, ...]]:
     """Re-encode from the pixels alone, keeping the EXIF orientation by applying it."""
     fmt = "JPEG" if content_type == JPEG else "PNG"
     try:
         with Image.open(io.BytesIO(data), formats=[fmt]) as image:
             width, height = image.size  # from the header: nothing is decoded yet
-            if width * height > MAX_IMAGE_PIXELS:
+            if width * height > max_pixels:
                 raise AttachmentError(
                     f"{shown} is too large an image ({width} × {height} pixels). "
                     "Please attach a smaller copy."
@@ -258,146 +294,47 @@ def _png_metadata(data: bytes) -> list[str]:
 
 # --- PDF ------------------------------------------------------------------------------------
 
-_PDF_INFO = "document properties such as author and title"
-_PDF_XMP = "XMP metadata such as author, software and editing history"
-_PDF_PIECES = "private data saved by the editing software"
-_PDF_ANNOT = "names and dates on comments and annotations"
-_PDF_FILES = "embedded files"
-_PDF_SCRIPTS = "scripts (JavaScript)"
-_PDF_ACTIONS = "actions that run by themselves when the document is opened or used"
-_PDF_ID = "the document's unique identifier"
+#: What a rebuilt PDF lost, recorded in ``removed``: true whatever the original held, unlike a
+#: list of what was found (a filter's list is only as good as the keys it knew to look for).
+PDF_REBUILT = "everything but images of its pages"
+_PDF_NOTICE = (
+    "we rebuilt it from images of its pages, so links, scripts, forms, attached files and "
+    "hidden details such as the author are not kept, and its text can no longer be selected "
+    "or searched."
+)
 
 
-def _clean_pdf(data: bytes, shown: str) -> tuple[bytes, tuple[str, ...]]:
-    """Rewrite the PDF from its object graph without metadata, files or scripts.
+def cleaning_notice(removed: tuple[str, ...]) -> str:
+    """What the reporter (and later the guardian) is told about one file, after its name."""
+    if PDF_REBUILT in removed:
+        return _PDF_NOTICE
+    if removed:
+        return f"we removed {', '.join(removed)}."
+    return "nothing hidden needed removing."
 
-    Rewriting (rather than editing in place) also drops earlier incremental-update revisions,
-    which can still hold a document's old properties, and anything appended after ``%%EOF``.
-    """
-    locked = AttachmentError(
-        f"{shown} is password-protected. Please attach a copy without a password."
-    )
-    damaged = AttachmentError(f"{shown} looks damaged and can't be opened as a PDF.")
+
+def _clean_pdf(data: bytes, shown: str, limits: RenderLimits) -> tuple[bytes, tuple[str, ...]]:
+    """Render every page in a limited child process and build a new PDF from the images."""
     try:
-        pdf = pikepdf.open(io.BytesIO(data))
-    except pikepdf.PasswordError as exc:
-        raise locked from exc
-    except (pikepdf.PdfError, ValueError, RecursionError) as exc:
-        raise damaged from exc
-    with pdf:
-        if pdf.is_encrypted:
-            raise locked
-        try:
-            if len(pdf.pages) == 0:
-                raise AttachmentError(f"{shown} has no pages, so there is nothing to attach.")
-            found = _strip_pdf(pdf)
-            out = io.BytesIO()
-            # deterministic_id: the new /ID is a hash of the content, not of the save time.
-            # No compressing: qpdf would otherwise decode LZW, run-length and ASCII streams to
-            # recompress them, inflating any "bomb" in memory; copied as they are, the output
-            # is never much bigger than the input (decode level "none" is then qpdf's default,
-            # stated for clarity). fix_metadata_version off: it would recreate XMP. qpdf adds
-            # no /Producer of its own (checked by the tests).
-            pdf.save(
-                out,
-                deterministic_id=True,
-                fix_metadata_version=False,
-                compress_streams=False,
-                stream_decode_level=pikepdf.StreamDecodeLevel.none,
-            )
-        except (pikepdf.PdfError, ValueError, RecursionError) as exc:
-            raise damaged from exc
-    return out.getvalue(), found
+        return rebuild_pdf(data, limits), (PDF_REBUILT,)
+    except RenderError as exc:
+        raise AttachmentError(_pdf_refusal(exc.reason, shown, limits)) from exc
 
 
-def _strip_pdf(pdf: pikepdf.Pdf) -> tuple[str, ...]:
-    found: list[str] = []
-    trailer, root = pdf.trailer, pdf.Root
-    if "/Info" in trailer:
-        info = trailer.Info
-        if isinstance(info, pikepdf.Dictionary) and len(info.keys()):
-            found.append(_PDF_INFO)
-        del trailer["/Info"]
-    if "/ID" in trailer:
-        # qpdf would otherwise keep the first half, which matches every copy of the original.
-        found.append(_PDF_ID)
-        del trailer["/ID"]
-    names = root.get("/Names")
-    if isinstance(names, pikepdf.Dictionary):
-        for key, label in (("/EmbeddedFiles", _PDF_FILES), ("/JavaScript", _PDF_SCRIPTS)):
-            if key in names:
-                found.append(label)
-                del names[key]
-    opening = root.get("/OpenAction")
-    if isinstance(opening, pikepdf.Dictionary) and opening.get("/S") == "/JavaScript":
-        found.append(_PDF_SCRIPTS)
-        del root["/OpenAction"]
-    for page in pdf.pages:
-        annots = page.obj.get("/Annots")
-        if isinstance(annots, pikepdf.Array):
-            kept = [a for a in annots if not _is_file_attachment(a)]
-            if len(kept) != len(annots):
-                found.append(_PDF_FILES)
-                page.obj.Annots = pikepdf.Array(kept)
-            for annot in kept:
-                if isinstance(annot, pikepdf.Dictionary):
-                    found.extend(_strip_annotation(annot))
-    for obj in _all_dictionaries(pdf):
-        found.extend(_strip_dictionary(obj))
-    return tuple(dict.fromkeys(found))
-
-
-def _is_file_attachment(annot: pikepdf.Object) -> bool:
-    return isinstance(annot, pikepdf.Dictionary) and annot.get("/Subtype") == "/FileAttachment"
-
-
-def _strip_annotation(annot: pikepdf.Dictionary) -> list[str]:
-    # On a form field (Widget) /T is the field's name; on every other annotation, its author.
-    keys = ["/M", "/CreationDate"] + ([] if annot.get("/Subtype") == "/Widget" else ["/T"])
-    present = [key for key in keys if key in annot]
-    for key in present:
-        del annot[key]
-    return [_PDF_ANNOT] if present else []
-
-
-def _strip_dictionary(obj: pikepdf.Dictionary | pikepdf.Stream) -> list[str]:
-    """Remove metadata, editing data, embedded file bodies and scripts held by one object."""
-    found = []
-    for key, label in (
-        ("/Metadata", _PDF_XMP),
-        ("/PieceInfo", _PDF_PIECES),
-        ("/LastModified", _PDF_PIECES),
-        ("/EF", _PDF_FILES),
-        ("/AF", _PDF_FILES),
-        ("/AA", _PDF_ACTIONS),
-    ):
-        if key in obj:
-            found.append(label)
-            del obj[key]
-    if obj.get("/S") == "/JavaScript" and "/JS" in obj:
-        # Emptying the action in place disarms it wherever it is referenced from.
-        found.append(_PDF_SCRIPTS)
-        obj.JS = pikepdf.String("")
-    return found
-
-
-def _all_dictionaries(pdf: pikepdf.Pdf) -> list[pikepdf.Dictionary | pikepdf.Stream]:
-    """Every indirect dictionary or stream, plus the direct dictionaries nested inside them."""
-    found: list[pikepdf.Dictionary | pikepdf.Stream] = []
-    pending: list[pikepdf.Object] = [obj for obj in pdf.objects if obj is not None]
-    while pending:
-        obj = pending.pop()
-        if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
-            found.append(obj)
-            children = [obj[key] for key in obj.keys()]  # noqa: SIM118 (Stream needs keys())
-        elif isinstance(obj, pikepdf.Array):
-            children = list(obj)
-        else:
-            continue
-        pending.extend(
-            c
-            for c in children
-            if isinstance(c, pikepdf.Dictionary | pikepdf.Stream | pikepdf.Array)
-            and not c.is_indirect
+def _pdf_refusal(reason: str, shown: str, limits: RenderLimits) -> str:
+    if reason == REASON_LOCKED:
+        return f"{shown} is password-protected. Please attach a copy without a password."
+    if reason == REASON_NO_PAGES:
+        return f"{shown} has no pages, so there is nothing to attach."
+    if reason == REASON_TOO_MANY_PAGES:
+        return (
+            f"{shown} has more than {limits.max_pages} pages. Please attach up to "
+            f"{limits.max_pages} pages per file, for example by saving the pages that matter "
+            "as a separate PDF."
         )
-    return found
+    if reason == REASON_DAMAGED:
+        return f"{shown} looks damaged and can't be opened as a PDF."
+    return (
+        f"{shown} took too long or needed too much memory to open safely. Please attach a "
+        "shorter or simpler copy, for example the pages that matter saved as a separate PDF."
+    )

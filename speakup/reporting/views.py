@@ -191,7 +191,7 @@ def new_report() -> ResponseReturnValue:
                 "reporter/receipt.html",
                 receipt=submission.receipt,
                 case=submission.case,
-                removed=[(a.filename, a.removed) for a in data.attachments],
+                removed=[(a.filename, a.notice) for a in data.attachments],
             )
     status = 400 if form.is_submitted() else 200
     return (

@@ -7,7 +7,9 @@ import io
 import re
 import secrets
 import tempfile
+import time
 
+import pikepdf
 import pytest
 from PIL import Image
 from sqlalchemy import select, text
@@ -17,6 +19,7 @@ from werkzeug.test import encode_multipart
 from speakup.accounts.models import Role
 from speakup.cases.models import Attachment, Case, CaseKey, DisclosureMode, KeyType
 from speakup.extensions import db
+from speakup.reporting import attachments
 from tests.conftest import count
 
 RECEIPT = re.compile(r'data-testid="receipt">\s*([0-9A-Z-]+)\s*<')
@@ -341,6 +344,50 @@ def test_attachments_are_stored_encrypted_and_metadata_removal_is_explained(clie
             assert name not in row.meta_ct
 
 
+def hostile_pdf() -> bytes:
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    pdf.Root.OpenAction = pikepdf.Dictionary(
+        S=pikepdf.Name.JavaScript, JS=pikepdf.String("CANARY_OPEN_JS()")
+    )
+    pdf.trailer.Info = pdf.make_indirect(pikepdf.Dictionary(Author=pikepdf.String("CANARY")))
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def test_a_pdf_is_rebuilt_and_the_receipt_says_so_truthfully(client, org):
+    data = report(org)
+    data["attachments"] = [(io.BytesIO(hostile_pdf()), "statement.pdf")]
+    response = client.post("/report", data=data, content_type="multipart/form-data")
+    assert response.status_code == 200, page(response)[:2000]
+    assert (
+        "statement.pdf: we rebuilt it from images of its pages, so links, scripts, forms, "
+        "attached files and hidden details such as the author are not kept"
+    ) in page(response)
+    assert count(Attachment) == 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"%PDF-1.7\nnot really a pdf", b"%PDF-", b"%PDF-1.4\n" + b"\x00" * 5000],
+    ids=["garbage", "header-only", "zeros"],
+)
+def test_a_malformed_pdf_is_refused_with_a_clear_message_not_an_error(client, org, content):
+    data = report(org)
+    data["attachments"] = [(io.BytesIO(content), "statement.pdf")]
+    response = client.post("/report", data=data, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert '"statement.pdf" looks damaged and can\'t be opened as a PDF.' in page(response)
+    assert committed_cases() == 0
+
+
+def test_the_form_says_which_files_are_accepted_and_what_to_do_with_office_documents(client):
+    body = page(client.get("/report"))
+    assert "PDF (up to 50 pages), JPEG, PNG or plain text" in body
+    assert "Office documents can't be attached: save them as PDF first" in body
+
+
 def test_large_uploads_are_never_spooled_to_disk(client, org, monkeypatch):
     def no_disk(*_args, **_kwargs):
         raise AssertionError("an upload was about to be written to a temporary file")
@@ -393,3 +440,29 @@ def test_report_form_needs_its_csrf_token(make_app, make_org, make_staff):
         assert accepted.status_code == 200, page(accepted)[:2000]
         receipt_of(accepted)
         assert committed_cases() == 1
+
+
+def test_all_the_pdfs_of_one_request_share_one_time_budget(
+    make_app, make_org, make_staff, monkeypatch
+):
+    # Five PDFs that each take 0.3 s within a 1 s budget: the later ones get what is left.
+    budgets: list[float] = []
+
+    def slow_rebuild(data, limits):
+        budgets.append(limits.timeout_seconds)
+        time.sleep(0.3)
+        return data
+
+    monkeypatch.setattr(attachments, "rebuild_pdf", slow_rebuild)
+    app = make_app(ATTACHMENTS_PDF_TIMEOUT_SECONDS=1.0)
+    with app.app_context():
+        org = make_org()
+        make_staff(Role.GUARDIAN, org)
+        data = report(org)
+        data["attachments"] = [(io.BytesIO(hostile_pdf()), f"p{n}.pdf") for n in range(5)]
+        response = app.test_client().post("/report", data=data, content_type="multipart/form-data")
+        assert response.status_code == 200, page(response)[:2000]
+    assert len(budgets) == 5
+    assert budgets[0] == pytest.approx(1.0, abs=0.05)
+    assert budgets == sorted(budgets, reverse=True)
+    assert budgets[-1] == pytest.approx(0.1)
