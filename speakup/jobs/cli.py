@@ -14,7 +14,7 @@ from flask.cli import AppGroup
 
 from speakup.db import utcnow
 from speakup.jobs.digest import run_digest
-from speakup.jobs.leases import lease
+from speakup.jobs.leases import LeaseLostError, lease
 from speakup.jobs.retention import purge_due_cases
 
 jobs_cli = AppGroup("jobs", help="Scheduled jobs (digest, retention purge).")
@@ -27,7 +27,11 @@ def digest() -> None:
         if not mine:
             click.echo("digest: another host is running it; nothing to do")
             return
-        result = run_digest(current_app.config, os.environ.get("SPEAKUP_MAIL_PASSWORD"))
+        try:
+            result = run_digest(current_app.config, os.environ.get("SPEAKUP_MAIL_PASSWORD"), mine)
+        except LeaseLostError as exc:
+            click.echo(f"digest: {exc}", err=True)
+            sys.exit(75)  # the host that took over sends the rest
     click.echo(f"digest: queued {result.queued}, sent {result.sent}, still pending {result.failed}")
     if result.failed:
         sys.exit(75)  # EX_TEMPFAIL: cron/systemd can alert; the next run retries
