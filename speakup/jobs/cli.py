@@ -17,7 +17,9 @@ from speakup.jobs.digest import run_digest
 from speakup.jobs.leases import LeaseLostError, lease
 from speakup.jobs.retention import purge_due_cases
 
-jobs_cli = AppGroup("jobs", help="Scheduled jobs (digest, retention purge).")
+jobs_cli = AppGroup(
+    "jobs", help="Scheduled jobs (digest, retention purge, housekeeping, facts, release)."
+)
 
 
 @jobs_cli.command("digest")
@@ -46,6 +48,22 @@ def purge() -> None:
             return
         count = purge_due_cases(utcnow())
     click.echo(f"purge: {count} case(s) crypto-shredded")
+
+
+@jobs_cli.command("housekeeping")
+def housekeeping() -> None:
+    """Delete expired sessions and old digest records."""
+    from speakup.jobs.housekeeping import run_housekeeping
+
+    with lease("housekeeping") as mine:
+        if not mine:
+            click.echo("housekeeping: another host is running it; nothing to do")
+            return
+        result = run_housekeeping(utcnow(), current_app.config)
+    click.echo(
+        f"housekeeping: {result.sessions} expired session(s), "
+        f"{result.digests} old digest record(s) deleted"
+    )
 
 
 @jobs_cli.command("facts")
