@@ -81,3 +81,17 @@ def test_demo_load_for_a_second_database_keeps_the_first_ones_keys(app, cli, tmp
     second_dir = keys / "sqlite-second-demo"
     assert len(list(second_dir.glob("*.json"))) == 33
     assert {p.name: p.read_bytes() for p in first_dir.glob("*.json")} == before
+
+
+def test_the_gunicorn_config_recycles_workers_and_keeps_no_access_log(monkeypatch):
+    import runpy
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "config" / "gunicorn.conf.py"
+    settings = runpy.run_path(str(path))
+    assert settings["accesslog"] is None  # no reporter addresses in any log
+    assert settings["worker_class"] == "sync" and settings["workers"] >= 2
+    assert settings["max_requests"] > 0 and settings["max_requests_jitter"] > 0
+    assert settings["timeout"] >= 30 and settings["bind"].startswith("127.0.0.1:")
+    monkeypatch.setenv("SPEAKUP_GUNICORN_WORKERS", "7")
+    assert runpy.run_path(str(path))["workers"] == 7
