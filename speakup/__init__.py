@@ -44,6 +44,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     from speakup import models  # noqa: F401  (registers every table)
     from speakup.extensions import csrf, db, limiter, login_manager, migrate
+    from speakup.ratelimit import init_rate_limit_fallback
+
+    init_rate_limit_fallback(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
@@ -67,6 +70,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from speakup.admin.views import bp as admin_bp
     from speakup.cases import actions  # noqa: F401  (adds the action routes to the blueprint)
     from speakup.cases.views import bp as cases_bp
+    from speakup.health import bp as health_bp
+    from speakup.health import check_dependencies_at_startup
     from speakup.reporting.views import bp as reporting_bp
     from speakup.stats.views import bp as stats_bp
 
@@ -75,6 +80,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(cases_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(stats_bp)
+    app.register_blueprint(health_bp)
+    check_dependencies_at_startup(app)
 
     from speakup.cli import register_cli
 

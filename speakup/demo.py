@@ -8,6 +8,7 @@ Never load demo data into a production database.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pyotp
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from speakup.accounts.models import Role, User
 from speakup.accounts.services import (
@@ -112,9 +114,22 @@ DEMO_LEADERS = [
 ]
 
 
+def recovery_dir_for(database_uri: str) -> Path:
+    """Where this database's demo recovery keys go: a folder named after the database
+    (``sqlite-speakup``, ``postgresql-speakup_ops``), so demo data loaded into a second
+    database never overwrites the keys of the first."""
+    url = make_url(database_uri)
+    backend = url.get_backend_name()
+    name = url.database or "memory"
+    if backend == "sqlite":
+        name = Path(name).stem or "memory"
+    return RECOVERY_DIR / re.sub(r"[^A-Za-z0-9_.-]", "_", f"{backend}-{name}")
+
+
 def load_demo() -> list[str]:
     """Create anything missing; return a line per thing created."""
     created: list[str] = []
+    keys_dir = recovery_dir_for(str(current_app.config["SQLALCHEMY_DATABASE_URI"]))
     region = get_or_create_region("MIDLANDS", "NHS England – Midlands")
     for code, name in SYSTEMS:
         system = get_or_create_system(region, code, f"{name} Integrated Care System")
@@ -125,7 +140,7 @@ def load_demo() -> list[str]:
         ):
             org = get_or_create_organisation(system, f"{code}-{suffix}", org_name, kind)
             if org.recovery_public_key is None:
-                path = RECOVERY_DIR / f"{org.code}.recovery-key.json"
+                path = keys_dir / f"{org.code}.recovery-key.json"
                 if path.exists():
                     path.unlink()  # a stale demo file from a deleted database
                 create_recovery_key(org, path)
@@ -189,6 +204,8 @@ def demo_load() -> None:
     created = load_demo()
     db.session.commit()
     click.echo(f"demo data: {len(created)} new item(s)" if created else "demo data already loaded")
+    keys_dir = recovery_dir_for(str(current_app.config["SQLALCHEMY_DATABASE_URI"]))
+    click.echo(f"Demo recovery keys of this database: {keys_dir}/")
     guardians = db.session.scalars(
         select(User).where(User.role != Role.ADMIN).order_by(User.id)
     ).all()

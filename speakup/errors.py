@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 
 from flask import Flask, render_template
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("speakup.errors")
@@ -48,6 +52,28 @@ class ConflictError(SpeakupError):
     public_message = "This case was changed by someone else. Here is its latest state."
 
 
+DATABASE_DOWN = (
+    "The service cannot reach its database at the moment, so what you just did may not have "
+    "been saved. Please wait a few minutes and try again. If you were sending a report and "
+    "did not see a receipt, please send it again."
+)
+
+
+def _in_words(class_name: str) -> str:
+    """``OperationalError`` -> ``operational error``: the redaction filter would take a
+    16-letter class name for a receipt and hide it."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", class_name).lower()
+
+
+def _discard_session() -> None:
+    """Drop the failed transaction; a dead connection may refuse even that."""
+    from speakup.extensions import db
+
+    # The connection may be gone; the pool replaces it on the next checkout.
+    with contextlib.suppress(Exception):
+        db.session.rollback()
+
+
 def register_error_handlers(app: Flask) -> None:
     """Render errors with our templates; never leak a traceback or request detail."""
 
@@ -71,6 +97,18 @@ def register_error_handlers(app: Flask) -> None:
         }
         message = messages.get(status, "Sorry, there is a problem with the service.")
         return render_template("errors/error.html", status=status, message=message), status
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(DisconnectionError)
+    @app.errorhandler(PoolTimeoutError)
+    def handle_database_down(error: Exception):  # type: ignore[no-untyped-def]
+        # The database went away (restart, failover, network) or the pool is exhausted: a
+        # temporary outage, not a bug, so 503 with our own page, also in tests. The request's
+        # transaction never committed, so nothing half-written remains.
+        log.error("database unavailable (%s)", _in_words(type(error).__name__))
+        _discard_session()
+        return render_template("errors/error.html", status=503, message=DATABASE_DOWN), 503
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception):  # type: ignore[no-untyped-def]

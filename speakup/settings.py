@@ -28,6 +28,21 @@ SECRETS: dict[str, tuple[str, str, int]] = {
 }
 
 
+#: mail settings an operator may set from the environment: env name -> (config key, type)
+MAIL_ENVIRONMENT: dict[str, tuple[str, type]] = {
+    "SPEAKUP_MAIL_HOST": ("MAIL_HOST", str),
+    "SPEAKUP_MAIL_PORT": ("MAIL_PORT", int),
+    "SPEAKUP_MAIL_USE_STARTTLS": ("MAIL_USE_STARTTLS", bool),
+    "SPEAKUP_MAIL_SENDER": ("MAIL_SENDER", str),
+    "SPEAKUP_MAIL_SUBJECT": ("MAIL_SUBJECT", str),
+    "SPEAKUP_MAIL_BASE_URL": ("MAIL_BASE_URL", str),
+    "SPEAKUP_MAIL_USERNAME": ("MAIL_USERNAME", str),
+    "SPEAKUP_MAIL_TIMEOUT_SECONDS": ("MAIL_TIMEOUT_SECONDS", int),
+}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
 class ConfigurationError(RuntimeError):
     """The application cannot start safely with this configuration."""
 
@@ -44,6 +59,29 @@ def load_defaults() -> dict[str, Any]:
         else:
             flat[section.upper()] = values
     return flat
+
+
+def _mail_from_environment() -> dict[str, Any]:
+    """Mail settings given in the environment, typed; a malformed one stops the start."""
+    found: dict[str, Any] = {}
+    for env_name, (key, kind) in MAIL_ENVIRONMENT.items():
+        raw = os.environ.get(env_name)
+        if raw is None or raw == "":
+            continue
+        if kind is bool:
+            if raw.strip().lower() not in _TRUE | _FALSE:
+                raise ConfigurationError(f"{env_name} must be true or false, not {raw!r}")
+            found[key] = raw.strip().lower() in _TRUE
+        elif kind is int:
+            try:
+                found[key] = int(raw)
+            except ValueError:
+                raise ConfigurationError(f"{env_name} must be a whole number") from None
+            if found[key] <= 0 or (key == "MAIL_PORT" and found[key] > 65535):
+                raise ConfigurationError(f"{env_name} is out of range")
+        else:
+            found[key] = raw
+    return found
 
 
 def _read_secret(app: Flask, env_name: str, file_name: str) -> bytes | None:
@@ -69,6 +107,7 @@ def load_settings(app: Flask, overrides: dict[str, Any] | None = None) -> None:
         # `make run` serves plain HTTP on 127.0.0.1, where a Secure cookie may be refused.
         app.config["SESSION_COOKIE_SECURE"] = False
         app.config["AUTH_DEMO_MODE"] = True
+    app.config.update(_mail_from_environment())
     storage = os.environ.get("SPEAKUP_RATELIMIT_STORAGE_URI")
     if storage:
         app.config["RATELIMIT_STORAGE_URI"] = storage

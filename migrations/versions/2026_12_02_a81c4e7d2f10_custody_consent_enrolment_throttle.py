@@ -1,7 +1,7 @@
 """custody: consent to identity for later readers; enrolment codes; per-client sign-in throttle
 
 Revision ID: a81c4e7d2f10
-Revises: 5e1f0c2a9d47
+Revises: 7d3c51e0a8b4
 Create Date: 2026-12-02 17:00:00.000000
 
 """
@@ -12,7 +12,7 @@ import speakup.db
 
 # revision identifiers, used by Alembic.
 revision = 'a81c4e7d2f10'
-down_revision = '5e1f0c2a9d47'
+down_revision = '7d3c51e0a8b4'
 branch_labels = None
 depends_on = None
 

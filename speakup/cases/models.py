@@ -224,7 +224,9 @@ class Attachment(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: AES-GCM JSON {filename, content_type, removed}
     meta_ct: Mapped[bytes] = mapped_column(LargeBinary)
-    data_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    #: the file itself, up to 10 MiB: deferred, so listing a case's files (its page) reads
+    #: only the small ``meta_ct``; the bytes are read when one file is downloaded
+    data_ct: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
 
     message: Mapped[Message | None] = relationship(back_populates="attachments")
 

@@ -14,10 +14,12 @@ from flask.cli import AppGroup
 
 from speakup.db import utcnow
 from speakup.jobs.digest import run_digest
-from speakup.jobs.leases import lease
+from speakup.jobs.leases import LeaseLostError, lease
 from speakup.jobs.retention import purge_due_cases
 
-jobs_cli = AppGroup("jobs", help="Scheduled jobs (digest, retention purge).")
+jobs_cli = AppGroup(
+    "jobs", help="Scheduled jobs (digest, retention purge, housekeeping, facts, release)."
+)
 
 
 @jobs_cli.command("digest")
@@ -27,7 +29,11 @@ def digest() -> None:
         if not mine:
             click.echo("digest: another host is running it; nothing to do")
             return
-        result = run_digest(current_app.config, os.environ.get("SPEAKUP_MAIL_PASSWORD"))
+        try:
+            result = run_digest(current_app.config, os.environ.get("SPEAKUP_MAIL_PASSWORD"), mine)
+        except LeaseLostError as exc:
+            click.echo(f"digest: {exc}", err=True)
+            sys.exit(75)  # the host that took over sends the rest
     click.echo(f"digest: queued {result.queued}, sent {result.sent}, still pending {result.failed}")
     if result.failed:
         sys.exit(75)  # EX_TEMPFAIL: cron/systemd can alert; the next run retries
@@ -42,6 +48,22 @@ def purge() -> None:
             return
         count = purge_due_cases(utcnow())
     click.echo(f"purge: {count} case(s) crypto-shredded")
+
+
+@jobs_cli.command("housekeeping")
+def housekeeping() -> None:
+    """Delete expired sessions and old digest records."""
+    from speakup.jobs.housekeeping import run_housekeeping
+
+    with lease("housekeeping") as mine:
+        if not mine:
+            click.echo("housekeeping: another host is running it; nothing to do")
+            return
+        result = run_housekeeping(utcnow(), current_app.config)
+    click.echo(
+        f"housekeeping: {result.sessions} expired session(s), "
+        f"{result.digests} old digest record(s) deleted"
+    )
 
 
 @jobs_cli.command("facts")

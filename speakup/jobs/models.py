@@ -22,7 +22,9 @@ class JobLease(db.Model):  # type: ignore[name-defined,misc]
 
 class DigestDelivery(db.Model):  # type: ignore[name-defined,misc]
     """One digest email owed to one account for one period. Rows are created first and
-    marked sent only after the SMTP server accepted the message, so a failure is retried."""
+    marked sent only after the SMTP server accepted the message, so a failure is retried.
+    A sender first claims the row with one conditional UPDATE, so two hosts running at once
+    never both send it."""
 
     __table_args__ = (UniqueConstraint("user_id", "period", name="user_period"),)
 
@@ -33,3 +35,7 @@ class DigestDelivery(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: the run sending it now (lease holder token), and until when (database clock) its claim
+    #: holds; a run that died mid-send leaves a claim that simply runs out
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -218,7 +218,7 @@ def test_demo_load_is_idempotent_and_explains_sign_in(cli, demo_dir):
     assert counts["System"] == 11
     assert counts["Organisation"] == 33
     assert counts["User"] == len(demo.DEMO_USERS) + len(demo.DEMO_LEADERS)
-    assert len(list(demo_dir.glob("*.json"))) == 33
+    assert len(list(demo_dir.glob("*/*.json"))) == 33
     assert all(org.recovery_public_key for org in db.session.scalars(select(Organisation)))
 
     second = cli("demo", "load")

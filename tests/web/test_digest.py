@@ -307,3 +307,70 @@ def test_two_hosts_at_once_send_each_message_once(smtp, mail_app, run, people, c
     out = capsys.readouterr().out
     assert out.count("queued 4, sent 4") == 1
     assert out.count("digest: another host is running it; nothing to do") == 1, out
+
+
+def send_in_thread(app, start: threading.Barrier, outcomes: list) -> None:
+    """``send_pending`` in this thread's own app context and connection, with no lease at all:
+    what happens when a second host's run overlaps the first (a lease stolen or expired)."""
+    from speakup.jobs.digest import send_pending
+
+    with app.app_context():
+        start.wait()
+        try:
+            outcomes.append(send_pending(app.config))
+        except BaseException as exc:
+            outcomes.append(exc)
+        finally:
+            db.session.remove()
+
+
+def test_two_runs_that_overlap_without_a_lease_send_each_message_once(smtp, mail_app, people):
+    from speakup.db import utcnow
+    from speakup.jobs.digest import queue_digests
+
+    smtp.start()
+    smtp.handler.delay = 0.2  # slow: both runs are sending at the same time
+    assert queue_digests(utcnow()) == 4
+    db.session.remove()
+    start = threading.Barrier(2)
+    outcomes: list = []
+    threads = [
+        threading.Thread(target=send_in_thread, args=(mail_app, start, outcomes)) for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert all(isinstance(o, tuple) for o in outcomes), outcomes
+    assert sum(sent for sent, _ in outcomes) == 4 and all(f == 0 for _, f in outcomes)
+    # Each guardian exactly one message, though both runs went through every row.
+    assert smtp.handler.recipients() == people["readers"]
+    rows = deliveries()
+    assert all(r.sent_at is not None and r.attempts == 1 and r.claimed_by is None for r in rows)
+
+
+def test_a_claim_left_by_a_dead_run_runs_out_and_is_sent_later(smtp, run, people):
+    from sqlalchemy import update
+
+    from speakup.jobs.leases import db_now
+
+    smtp.start()
+    assert run("digest").exit_code == 0
+    smtp.handler.messages.clear()
+    # Tomorrow's rows: one was claimed by a host that died mid-send, one claim still live.
+    rows = deliveries()
+    db.session.execute(update(DigestDelivery).values(sent_at=None))
+    db.session.execute(
+        update(DigestDelivery)
+        .where(DigestDelivery.id == rows[0].id)
+        .values(claimed_by="dead-host", claimed_until=db_now(-1))
+    )
+    db.session.execute(
+        update(DigestDelivery)
+        .where(DigestDelivery.id == rows[1].id)
+        .values(claimed_by="busy-host", claimed_until=db_now(300))
+    )
+    db.session.commit()
+    result = run("digest")
+    assert "sent 3, still pending 0" in result.output
+    assert len(smtp.handler.messages) == 3  # the live claim's row is left to its holder
