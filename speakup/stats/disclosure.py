@@ -124,6 +124,17 @@ def round_to(value: int, base: int) -> int:
     return base * math.floor((value + base / 2) / base)
 
 
+def shows_at_least(published: int | None, minimum: int, base: int) -> bool:
+    """Whether every count that is published as ``published`` is at least ``minimum``.
+
+    Rules such as "a rate only over a denominator of at least 20" must hold for the true
+    count, but must not be decided on it: a published 20 is a true 18..22, and leaving out
+    the rate only when it is 18 or 19 would tell everyone so. Deciding on the published
+    figure's lowest possible count keeps the rule true and the decision public (a true 20
+    to 22 published as 20 gets no rate either)."""
+    return published is not None and published - base // 2 >= minimum
+
+
 def bounds_for(status: str, published: int | None, k: int, base: int) -> Bounds:
     """The interval one cell's own publication states (see the module docstring)."""
     if status in (PRIMARY, COMPLEMENTARY):
@@ -484,6 +495,16 @@ def control(
             frontier = next_frontier
         return False
 
+    # The insiders' and reveals' cells are fixed to their true values, so the truth must
+    # satisfy every relation, or the programmes are infeasible: a count outside the
+    # catalogue (a fact with an unknown value) is a bug to fix, not to publish around.
+    for constraint in constraints:
+        if all(c in values for c in constraint.cells) and values[constraint.total] != sum(
+            values[m] for m in constraint.members
+        ):
+            raise DisclosureAuditError(
+                f"the true counts do not add up to their total {constraint.total!r}"
+            )
     # The public first (name ""), then each insider with their own cells fixed.
     audits = [Insider("", {}, frozenset()), *insiders]
     proven: dict[str, set[CellKey]] = {audit.name: set() for audit in audits}
@@ -522,7 +543,7 @@ def control(
                 if possible_values(*found[key]) < k or (key in zero and found[key][0] > 0.5)
             ]
             proven[audit.name].update(set(targets) - set(bad))
-            keep = audit.own | frozenset(audit.known)
+            keep = frozenset(audit.known)  # withholding what they know helps nothing
             unsafe += [(key, keep) for key in bad]
             if bad and not audit.name:
                 break  # safe against the public first; the insiders are audited after
