@@ -20,6 +20,17 @@ possible values. This is the standard protection-interval audit:
 - counts are whole numbers: the ranges are those of integer programmes, which can be
   narrower than their linear relaxation's, so the audit credits the public with no less.
 
+Two more requirements, after an outside attack (DESIGN §7, revised):
+
+- **A primary cell keeps 0 among its possible values** (a protection level as in τ-Argus):
+  an interval such as 2..14 is wide, but it proves that at least two people in that group
+  spoke up. The audit requires every primary (small-count) cell's lower end to be 0.
+- **Insiders.** An organisation's guardians know its own exact counts. For each
+  :class:`Insider` the audit runs again with those cells fixed to their true values, and
+  every hidden cell the insider does not own must still keep ``k`` possible values (and a
+  primary one, 0). Cells that a published figure reveals exactly (:class:`Reveal`, the
+  relative likelihood's counts) are fixed to their true values for everyone.
+
 If no further cell can be withheld to make every suppressed cell safe, the release is
 blocked.
 """
@@ -29,7 +40,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +83,30 @@ class Bounds:
     high: float  # math.inf for unbounded
     #: suppressed ("fewer than k" or "withheld"), so the audit must prove it safe
     hidden: bool = False
+    #: suppressed because it was fewer than k: its interval must also keep 0
+    primary: bool = False
+
+
+@dataclass(frozen=True)
+class Insider:
+    """Someone who knows some cells exactly: an organisation's guardians know its counts.
+
+    ``known`` maps each such cell to its true value; ``own`` lists the cells the audit does
+    not protect from this insider (their own scope's, and the scopes that contain it)."""
+
+    name: str
+    known: Mapping[CellKey, int]
+    own: frozenset[CellKey]
+
+
+@dataclass(frozen=True)
+class Reveal:
+    """A figure computed from true counts (the relative likelihood) is published when every
+    one of ``cells`` is published at ``min_published`` or more; it then gives those counts
+    away exactly, so the audit takes them as known."""
+
+    cells: tuple[CellKey, ...]
+    min_published: int
 
 
 @dataclass
@@ -89,11 +124,22 @@ def round_to(value: int, base: int) -> int:
     return base * math.floor((value + base / 2) / base)
 
 
+def shows_at_least(published: int | None, minimum: int, base: int) -> bool:
+    """Whether every count that is published as ``published`` is at least ``minimum``.
+
+    Rules such as "a rate only over a denominator of at least 20" must hold for the true
+    count, but must not be decided on it: a published 20 is a true 18..22, and leaving out
+    the rate only when it is 18 or 19 would tell everyone so. Deciding on the published
+    figure's lowest possible count keeps the rule true and the decision public (a true 20
+    to 22 published as 20 gets no rate either)."""
+    return published is not None and published - base // 2 >= minimum
+
+
 def bounds_for(status: str, published: int | None, k: int, base: int) -> Bounds:
     """The interval one cell's own publication states (see the module docstring)."""
     if status in (PRIMARY, COMPLEMENTARY):
         # Both read "fewer than k or withheld": all the label says is that it is a count.
-        return Bounds(0, math.inf, hidden=True)
+        return Bounds(0, math.inf, hidden=True, primary=status == PRIMARY)
     if published is None:
         raise DisclosureAuditError(f"a {status} cell has no published value")
     half = base // 2
@@ -232,6 +278,7 @@ def feasible_ranges(
     targets: Iterable[CellKey],
     *,
     k: int | None = None,
+    zero: Collection[CellKey] = (),
     deadline: float | None = None,
 ) -> dict[CellKey, tuple[float, float]]:
     """For each target, an interval of whole numbers consistent with the bounds and the
@@ -241,8 +288,10 @@ def feasible_ranges(
     weighting of all remaining targets) give feasible solutions; a target whose witness
     values already span ``k`` possible values is proven safe by them (its true range is at
     least that wide). Only the remaining targets get their own exact minimum and maximum.
-    Without ``k`` every target gets its exact range. Past ``deadline`` (``time.monotonic``)
-    the audit stops with :class:`DisclosureAuditError`.
+    Without ``k`` every target gets its exact range. A target in ``zero`` (a primary cell)
+    is proven safe by witnesses only if one of them also shows it at 0; otherwise its exact
+    minimum is solved, so its range says whether 0 is possible. Past ``deadline``
+    (``time.monotonic``) the audit stops with :class:`DisclosureAuditError`.
     """
     wanted = set(targets)
     result: dict[CellKey, tuple[float, float]] = {}
@@ -290,7 +339,11 @@ def feasible_ranges(
             seen_low: dict[CellKey, float] = seen_low,
             seen_high: dict[CellKey, float] = seen_high,
         ) -> bool:
-            return k is not None and possible_values(seen_low[cell], seen_high[cell]) >= k
+            return (
+                k is not None
+                and possible_values(seen_low[cell], seen_high[cell]) >= k
+                and (cell not in zero or seen_low[cell] < 0.5)
+            )
 
         if k is not None:
             # A finite cap keeps the witness programmes bounded; any solution under it is
@@ -348,13 +401,20 @@ def control(
     k: int = 8,
     base: int = 5,
     fixed: dict[CellKey, Bounds] | None = None,
+    insiders: Iterable[Insider] = (),
+    reveals: Iterable[Reveal] = (),
     max_iterations: int = 10_000,
     time_limit: float | None = None,
 ) -> ControlResult:
     """Suppress, round and audit. ``fixed`` cells belong to earlier releases: they take part
-    in the audit with the bounds already published and are never changed. ``time_limit``
-    (seconds) bounds the whole audit: past it the release is blocked, not published."""
+    in the audit with the bounds already published and are never changed. Every hidden cell
+    must keep ``k`` possible values, and a primary one 0 among them, against the public and
+    against each of ``insiders`` (who know their cells exactly); ``reveals`` are cells a
+    published figure gives away exactly. ``time_limit`` (seconds) bounds the whole audit:
+    past it the release is blocked, not published."""
     fixed = fixed or {}
+    insiders = list(insiders)
+    reveals = list(reveals)
     deadline = None if time_limit is None else time.monotonic() + time_limit
     if k < 2 or base < 1:
         raise ValueError("k must be at least 2 and base at least 1")
@@ -371,6 +431,12 @@ def control(
             for key, st in status.items()
         }
         out.update(fixed)
+        for reveal in reveals:
+            if all(
+                status.get(c) == PUBLISHED and round_to(values[c], base) >= reveal.min_published
+                for c in reveal.cells
+            ):
+                out.update({c: Bounds(values[c], values[c]) for c in reveal.cells})
         return out
 
     def suppressed(key: CellKey) -> bool:
@@ -379,14 +445,22 @@ def control(
             return fixed[key].hidden
         return status[key] != PUBLISHED
 
-    def withhold_one(constraint: Constraint, avoid: CellKey) -> bool:
+    def withhold_one(constraint: Constraint, avoid: CellKey, keep: Collection[CellKey]) -> bool:
+        """Withhold the smallest published member (else the total) that is not ``avoid``
+        and not in ``keep`` (cells an insider knows anyway: withholding them helps nothing)."""
         candidates = [
             c
             for c in constraint.members
-            if c not in fixed and c != avoid and status[c] == PUBLISHED
+            if c not in fixed and c != avoid and c not in keep and status[c] == PUBLISHED
         ]
         total = constraint.total
-        if not candidates and total not in fixed and total != avoid and status[total] == PUBLISHED:
+        if (
+            not candidates
+            and total not in fixed
+            and total != avoid
+            and total not in keep
+            and status[total] == PUBLISHED
+        ):
             candidates = [total]
         if not candidates:
             return False
@@ -399,7 +473,7 @@ def control(
         for cell in constraint.cells:
             by_cell[cell].append(constraint)
 
-    def withhold_near(cell: CellKey) -> bool:
+    def withhold_near(cell: CellKey, keep: Collection[CellKey]) -> bool:
         """Withhold the smallest published cell in the nearest constraint that has one,
         searching outwards through cells that are already suppressed."""
         seen_cells = {cell}
@@ -412,7 +486,7 @@ def control(
                     if id(constraint) in seen_constraints:
                         continue
                     seen_constraints.add(id(constraint))
-                    if withhold_one(constraint, cell):
+                    if withhold_one(constraint, cell, keep):
                         return True
                     for other in constraint.cells:
                         if other not in seen_cells:
@@ -421,8 +495,20 @@ def control(
             frontier = next_frontier
         return False
 
+    # The insiders' and reveals' cells are fixed to their true values, so the truth must
+    # satisfy every relation, or the programmes are infeasible: a count outside the
+    # catalogue (a fact with an unknown value) is a bug to fix, not to publish around.
+    for constraint in constraints:
+        if all(c in values for c in constraint.cells) and values[constraint.total] != sum(
+            values[m] for m in constraint.members
+        ):
+            raise DisclosureAuditError(
+                f"the true counts do not add up to their total {constraint.total!r}"
+            )
+    # The public first (name ""), then each insider with their own cells fixed.
+    audits = [Insider("", {}, frozenset()), *insiders]
+    proven: dict[str, set[CellKey]] = {audit.name: set() for audit in audits}
     iterations = 0
-    proven: set[CellKey] = set()
     ranges: dict[CellKey, tuple[float, float]] = {}
     while True:
         iterations += 1
@@ -434,18 +520,33 @@ def control(
             changed = False
             for constraint in constraints:
                 hidden = [c for c in constraint.cells if suppressed(c)]
-                if len(hidden) == 1 and withhold_one(constraint, hidden[0]):
+                if len(hidden) == 1 and withhold_one(constraint, hidden[0], ()):
                     changed = True
-        # The proof.
-        # Withholding more only widens what is feasible, so a cell proven safe stays safe:
-        # each round audits only cells not yet proven.
-        targets = [key for key, st in status.items() if st != PUBLISHED and key not in proven]
-        targets += [key for key in fixed if suppressed(key) and key not in proven]
-        ranges.update(
-            feasible_ranges(current_bounds(), constraints, targets, k=k, deadline=deadline)
-        )
-        unsafe = [key for key in targets if possible_values(*ranges[key]) < k]
-        proven.update(key for key in targets if key not in set(unsafe))
+        # The proof. Withholding more only widens what is feasible, so a cell proven safe
+        # (against the public or one insider) stays safe: each round audits only the rest.
+        unsafe: list[tuple[CellKey, frozenset[CellKey]]] = []
+        for audit in audits:
+            bounds = current_bounds()
+            bounds.update({cell: Bounds(v, v) for cell, v in audit.known.items()})
+            targets = [
+                key
+                for key, b in bounds.items()
+                if b.hidden and key not in audit.own and key not in proven[audit.name]
+            ]
+            zero = {key for key in targets if bounds[key].primary}
+            found = feasible_ranges(bounds, constraints, targets, k=k, zero=zero, deadline=deadline)
+            if not audit.name:
+                ranges.update(found)
+            bad = [
+                key
+                for key in targets
+                if possible_values(*found[key]) < k or (key in zero and found[key][0] > 0.5)
+            ]
+            proven[audit.name].update(set(targets) - set(bad))
+            keep = frozenset(audit.known)  # withholding what they know helps nothing
+            unsafe += [(key, keep) for key in bad]
+            if bad and not audit.name:
+                break  # safe against the public first; the insiders are audited after
         if not unsafe:
             published = {
                 key: (round_to(values[key], base) if st == PUBLISHED else None)
@@ -456,14 +557,14 @@ def control(
         # One withholding per neighbourhood per round: a second unsafe cell next to one just
         # helped is re-audited first, so nothing is withheld that is not needed.
         touched: set[CellKey] = set()
-        for cell in sorted(unsafe, key=str):
+        for cell, keep in sorted(unsafe, key=lambda pair: str(pair[0])):
             if cell in touched:
                 continue
-            if withhold_near(cell):
+            if withhold_near(cell, keep):
                 progressed = True
                 for constraint in by_cell[cell]:
                     touched.update(constraint.cells)
         if not progressed:
             raise DisclosureAuditError(
-                f"cannot protect {len(unsafe)} suppressed cell(s), e.g. {unsafe[0]!r}"
+                f"cannot protect {len(unsafe)} suppressed cell(s), e.g. {unsafe[0][0]!r}"
             )

@@ -38,11 +38,14 @@ from speakup.stats.disclosure import (
     PUBLISHED,
     Bounds,
     Constraint,
+    Insider,
+    Reveal,
     bounds_for,
     control,
+    shows_at_least,
 )
 from speakup.stats.facts import shuffle_inbox
-from speakup.stats.likelihood import relative_likelihood
+from speakup.stats.likelihood import MIN_COUNT, relative_likelihood
 from speakup.stats.models import Release, ReleaseTable, Workforce
 from speakup.stats.periods import Quarter, is_releasable, parse_quarter
 
@@ -258,15 +261,20 @@ def _cell_payload(status: str, value: int | None) -> dict[str, Any]:
     return {"status": status, "value": value if status == PUBLISHED else None}
 
 
-def _rate(
-    spec: TableSpec, cells: dict[str, dict[str, Any]], total: dict[str, Any]
+#: the smallest true denominator a percentage may have (DESIGN §7)
+MIN_DENOMINATOR = 20
+
+
+def rate_for(
+    spec: TableSpec, cells: dict[str, dict[str, Any]], total: dict[str, Any], base: int
 ) -> dict[str, Any] | None:
-    """A percentage from published figures only, when the denominator is published and ≥ 20."""
+    """A percentage from published figures only, when the denominator is published and its
+    true count is certainly ≥ 20 (:func:`shows_at_least`)."""
     if spec.rate is None:
         return None
     value, label = spec.rate
     numerator = cells.get(value, {})
-    if total["status"] != PUBLISHED or (total["value"] or 0) < 20:
+    if total["status"] != PUBLISHED or not shows_at_least(total["value"], MIN_DENOMINATOR, base):
         return {"label": label, "value": None, "reason": "denominator"}
     if numerator.get("status") != PUBLISHED:
         return {"label": label, "value": None, "reason": "numerator"}
@@ -324,12 +332,24 @@ def release_period(
         y_values, y_constraints, fixed = year_cells(quarter, geo, year_counts)
         values.update(y_values)
         constraints += y_constraints
+    workforce = _workforce(quarter) if quarter.number == 4 else {}
     result = control(
         values,
         constraints,
         k=k,
         base=base,
         fixed=fixed,
+        insiders=insiders(geo, values, fixed),
+        reveals=[
+            Reveal(
+                tuple(_key(quarter.key, scope, YEAR_TABLE, (g,)) for g in ("bme", "white")),
+                MIN_COUNT + base // 2,
+            )
+            for scope in geo.scopes((REGION, SYSTEM, ORGANISATION))
+            if _headcounts(geo, scope, workforce) is not None
+        ]
+        if quarter.number == 4
+        else [],
         time_limit=float(config["STATS_AUDIT_TIME_LIMIT_SECONDS"]),
     )
 
@@ -356,7 +376,7 @@ def release_period(
                 "cells": cells,
                 "total": total,
                 "multi_label": spec.multi_label,
-                "rate": _rate(spec, cells, total) if len(spec.dims) == 1 else None,
+                "rate": rate_for(spec, cells, total, base) if len(spec.dims) == 1 else None,
                 "base": base,
             }
             svg = _chart(spec.title, payload) if spec.dims else ""
@@ -371,32 +391,72 @@ def release_period(
                 )
             )
     if quarter.number == 4:
-        _add_likelihood_tables(release, quarter, geo, result, base)
+        _add_likelihood_tables(release, quarter, geo, result, values, workforce, base)
     db.session.flush()
     log.info("released %s: %d cells audited", quarter.key, len(values))
     return release
 
 
-def _add_likelihood_tables(
-    release: Release, quarter: Quarter, geo: Geography, result: Any, base: int
-) -> None:
-    workforce = {
+def insiders(
+    geo: Geography, values: Mapping[tuple, int], fixed: Mapping[tuple, Bounds]
+) -> list[Insider]:
+    """Each organisation's guardians, as the audit models them: they know their own
+    organisation's counts this period exactly, and see every published table. The cells of
+    the scopes that contain the organisation are theirs; every other hidden cell is
+    protected from them."""
+    system_region = {s.id: s.region_id for s in geo.systems}
+    out = []
+    for org in geo.orgs:
+        containing = {
+            (ORGANISATION, org.id),
+            (SYSTEM, org.system_id),
+            (REGION, system_region.get(org.system_id)),
+        }
+        own = frozenset(key for key in (*values, *fixed) if (key[1], key[2]) in containing)
+        known = {
+            key: value
+            for key, value in values.items()
+            if key[1] == ORGANISATION and key[2] == org.id
+        }
+        out.append(Insider(f"organisation {org.id}", known, own))
+    return out
+
+
+def _workforce(quarter: Quarter) -> dict[int, Workforce]:
+    return {
         w.organisation_id: w
         for w in db.session.scalars(select(Workforce).where(Workforce.year == quarter.year))
     }
+
+
+def _headcounts(
+    geo: Geography, scope: Scope, workforce: Mapping[int, Workforce]
+) -> dict[str, int] | None:
+    """White and BME headcounts of a scope, if every organisation in it has imported them."""
+    ids = geo.org_ids(scope)
+    staff = [workforce.get(i) for i in ids]
+    if not ids or any(w is None for w in staff):
+        return None
+    return {"white": sum(w.white for w in staff if w), "bme": sum(w.bme for w in staff if w)}
+
+
+def _add_likelihood_tables(
+    release: Release,
+    quarter: Quarter,
+    geo: Geography,
+    result: Any,
+    values: Mapping[tuple, int],
+    workforce: Mapping[int, Workforce],
+    base: int,
+) -> None:
     for scope in geo.scopes((REGION, SYSTEM, ORGANISATION)):
         cells = {}
+        counts = {}
         for group, _ in DIMENSIONS["ethnicity"]:
             key = _key(quarter.key, scope, YEAR_TABLE, (group,))
             cells[group] = _cell_payload(result.status[key], result.published[key])
-        ids = geo.org_ids(scope)
-        staff = [workforce.get(i) for i in ids]
-        headcounts = None
-        if ids and all(w is not None for w in staff):
-            headcounts = {
-                "white": sum(w.white for w in staff if w),
-                "bme": sum(w.bme for w in staff if w),
-            }
+            counts[group] = values[key]
+        headcounts = _headcounts(geo, scope, workforce)
         payload = {
             "title": "Relative likelihood of raising a concern, "
             f"{quarter.year}/{str(quarter.year + 1)[-2:]}",
@@ -404,7 +464,8 @@ def _add_likelihood_tables(
             "cells": {g: c for g, c in cells.items()},
             "rows": DIMENSIONS["ethnicity"],
             "headcounts": headcounts,
-            "likelihood": relative_likelihood(cells, headcounts),
+            # From the true counts (the audit took them as known where it is shown).
+            "likelihood": relative_likelihood(cells, headcounts, counts, base=base),
             "base": base,
         }
         db.session.add(

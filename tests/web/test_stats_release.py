@@ -31,13 +31,13 @@ from speakup.errors import ValidationError
 from speakup.extensions import db
 from speakup.organisations.models import Organisation
 from speakup.stats.catalogue import SPECS
-from speakup.stats.disclosure import bounds_for
+from speakup.stats.disclosure import bounds_for, round_to
 from speakup.stats.facts import elements_mask, emit_fact
 from speakup.stats.likelihood import relative_likelihood
 from speakup.stats.models import Fact, FactInbox, Release, ReleaseTable, Workforce
 from speakup.stats.national_return import CURRENT_VERSION, build_return, load_mapping
 from speakup.stats.periods import Quarter, quarter_of
-from speakup.stats.release import Geography, build_cells, release_period
+from speakup.stats.release import Geography, build_cells, rate_for, release_period
 from speakup.stats.vocab import PAY_BANDS, STAFF_GROUPS
 from tests.conftest import count
 
@@ -56,8 +56,23 @@ def orgs(make_org: Callable[..., Organisation]) -> list[Organisation]:
     return [make_org(code) for code in ("ORGA", "ORGB", "ORGC")]
 
 
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "submitted": {"route": "organisation", "disclosure_mode": "open"},
+    "triaged": {"route": "organisation", "disclosure_mode": "open"},
+    "closed": {
+        "route": "organisation",
+        "disclosure_mode": "open",
+        "outcome": "closed",
+        "ttc_bucket": "under_1_month",
+    },
+    "speak_up_again": {"answer": "yes"},
+}
+
+
 def add(period: Quarter, org: Organisation, n: int, kind: str = "submitted", **fields: Any) -> None:
-    """``n`` identical facts, as the shuffle job writes them."""
+    """``n`` identical facts, as the shuffle job writes them (with the fields every fact of
+    its kind carries, unless given: the counts must add up to their totals)."""
+    fields = DEFAULTS.get(kind, {}) | fields
     if n:
         db.session.execute(
             insert(Fact),
@@ -210,15 +225,34 @@ def test_rates_only_over_a_published_denominator_of_at_least_20(
         if rate["value"] is None:
             assert (
                 total["status"] != "published"
-                or total["value"] < 20
+                or total["value"] - HALF < 20
                 or numerator["status"] != "published"
             )
             continue
         checked += 1
         assert total["status"] == numerator["status"] == "published"
-        assert total["value"] >= 20
+        assert total["value"] - HALF >= 20  # every count published so is at least 20
         assert rate["value"] == round(100 * numerator["value"] / total["value"])
     assert checked >= 2  # organisation A and the system/region at least
+
+
+@pytest.mark.parametrize(
+    ("true_total", "shown"), [(18, False), (19, False), (22, False), (23, True)]
+)
+def test_no_rate_over_a_true_denominator_of_18_or_19(true_total: int, shown: bool) -> None:
+    """18 and 19 concerns are both published as 20, and the old rule (published ≥ 20) gave
+    them a share. The rule is a true denominator of at least 20; it is decided on what is
+    published (20 could be 18..22), so that showing the share or not tells nobody which:
+    only a published figure whose every possible count is 20 or more gets one."""
+    published_total = round_to(true_total, 5)
+    cells = {"anonymous": {"status": "published", "value": 10}}
+    total = {"status": "published", "value": published_total}
+    rate = rate_for(SPECS["by_disclosure"], cells, total, 5)
+    assert rate is not None
+    if shown:
+        assert rate == {"label": "Share raised anonymously", "value": 40, "reason": ""}
+    else:
+        assert rate == {"label": "Share raised anonymously", "value": None, "reason": "denominator"}
 
 
 def test_totals_are_published_when_nobody_answers_about_you(
@@ -273,7 +307,9 @@ def test_q4_adds_the_year_table_with_relative_likelihood(
         rich(quarter, c, 3, ethnicity=None)
     db.session.commit()
     path = tmp_path / "workforce.csv"
-    path.write_bytes(workforce_csv([("ORGA", 3000, 1000, 0), ("ORGB", 2000, 500, 0)]))
+    path.write_bytes(
+        workforce_csv([("ORGA", 3000, 1000, 0), ("ORGB", 2000, 500, 0), ("ORGC", 2500, 800, 0)])
+    )
     result = cli("stats", "import-workforce", str(path))
     assert result.exit_code == 0, result.output
 
@@ -288,28 +324,31 @@ def test_q4_adds_the_year_table_with_relative_likelihood(
     }
     assert len([k for k in q4 if k[2] == "ethnicity_year"]) == 5  # region, system, 3 orgs
 
-    # Organisation A: 4 × 25 BME and 4 × 30 White concerns, 1000 and 3000 staff.
-    year_a = years[a.id]
-    assert year_a["year"] == YEAR
-    assert year_a["headcounts"] == {"white": 3000, "bme": 1000}
-    assert cell(year_a, "bme") == {"status": "published", "value": 100}
-    assert cell(year_a, "white") == {"status": "published", "value": 120}
-    likelihood = year_a["likelihood"]
-    assert likelihood == relative_likelihood(year_a["cells"], year_a["headcounts"])
-    assert likelihood["value"] == 2.5  # (100 / 1000) / (120 / 3000)
+    # The region (here the same as its one system): 4 × 46 BME and 4 × 80 White concerns,
+    # 2,300 and 7,500 staff. Published as 185 and 320; the ratio is the true counts'.
+    region = q4[("region", a.system.region_id, "ethnicity_year")].payload
+    assert region["year"] == YEAR
+    assert region["headcounts"] == {"white": 7500, "bme": 2300}
+    assert cell(region, "bme") == {"status": "published", "value": 185}
+    assert cell(region, "white") == {"status": "published", "value": 320}
+    likelihood = region["likelihood"]
+    true = {"bme": 184, "white": 320, "not_stated": 60}
+    assert likelihood == relative_likelihood(region["cells"], region["headcounts"], true)
+    assert likelihood["value"] == 1.88  # (184 / 2300) / (320 / 7500) = 1.875
+    assert round((185 / 2300) / (320 / 7500), 2) == 1.89  # what the rounded counts say
     assert likelihood["band"] == "above"
-    assert likelihood["ci_low"] < 2.5 < likelihood["ci_high"]
+    assert "exact numbers" in likelihood["basis"]
 
     # Organisation B: 4 BME concerns in the year — suppressed, and the likelihood with it.
     year_b = years[b.id]
+    assert year_b["headcounts"] == {"white": 2000, "bme": 500}
     assert cell(year_b, "bme")["status"] != "published"
     assert year_b["likelihood"] == {"value": None, "reason": "suppressed"}
-    # Organisation C has no workforce figures; nor, therefore, have the system and region.
-    assert years[c.id]["likelihood"] == {"value": None, "reason": "workforce"}
-    assert years[c.id]["headcounts"] is None
-    for (kind, _, key), table in q4.items():
-        if key == "ethnicity_year" and kind != "organisation":
-            assert table.payload["likelihood"]["reason"] == "workforce"
+    # Wherever a count is hidden, so is the ratio (A's and C's 100 and 80 BME concerns are
+    # withheld so that neither guardian team can work out B's 4 from its own counts).
+    for payload in years.values():
+        if any(cell(payload, g)["status"] != "published" for g in ("bme", "white")):
+            assert payload["likelihood"]["value"] is None
 
     # The year table is tied to the quarters: each published year figure is consistent with
     # what the four quarters published for the same scope and group.
@@ -596,10 +635,13 @@ def test_an_organisation_added_during_the_year_does_not_break_the_q4_release(
     db.session.commit()
     published = tables(release(Q4, app))
     assert ("organisation", newcomer.id, "ethnicity_year") in published
-    assert published[("organisation", newcomer.id, "submitted_total")].payload["total"] == {
-        "status": "published",
-        "value": 40,
-    }
+    # Its total may be withheld to protect its siblings' small cells from their guardians
+    # (who know their own counts); the release went ahead all the same.
+    total = published[("organisation", newcomer.id, "submitted_total")].payload["total"]
+    assert total in (
+        {"status": "published", "value": 40},
+        {"status": "complementary", "value": None},
+    )
 
 
 def test_the_two_suppression_labels_give_nothing_away(app: Flask, orgs: list[Organisation]) -> None:

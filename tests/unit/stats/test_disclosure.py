@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -77,6 +77,8 @@ class Knowledge:
     relations: list[tuple[object, tuple[object, ...]]]
     #: the cells shown as "fewer than k" or "withheld"
     hidden: set[object]
+    #: the hidden cells that were below k (the public cannot tell them apart; the test can)
+    primary: set[object] = field(default_factory=set)
 
 
 def published_interval(p: int, k: int = K) -> tuple[float, float]:
@@ -97,12 +99,15 @@ def knowledge_of(
     "withheld" apart (which Speakup does not do; see the test that says why)."""
     bounds: dict[object, tuple[float, float]] = dict(earlier or {})
     hidden: set[object] = set(earlier_hidden)
+    primary: set[object] = set()
     for result in results:
         for key, status in result.status.items():
             if status == PUBLISHED:
                 bounds[key] = published_interval(result.published[key], k)
                 continue
             hidden.add(key)
+            if status == PRIMARY:
+                primary.add(key)
             if not two_labels:
                 bounds[key] = (0, INF)  # "fewer than k or withheld"
             elif status == PRIMARY:
@@ -110,7 +115,7 @@ def knowledge_of(
             else:
                 bounds[key] = (k, INF)  # "withheld", so not fewer than k
     relations = [(c.total, tuple(c.members)) for c in constraints]
-    return Knowledge(bounds, relations, hidden)
+    return Knowledge(bounds, relations, hidden, primary)
 
 
 def integers_in(low: float, high: float) -> float:
@@ -235,7 +240,8 @@ def check_sound(
     knowledge: Knowledge, truth: Mapping[object, int], k: int = K
 ) -> dict[object, tuple[float, float]]:
     """The truth is consistent with what was published, and our own LP cannot narrow any
-    suppressed cell below k possible values. Returns the ranges for further checks."""
+    suppressed cell below k possible values, nor prove that a small (primary) count is not
+    0. Returns the ranges for further checks."""
     for key, value in truth.items():
         lo, hi = knowledge.bounds[key]
         assert lo <= value <= hi, (key, value, (lo, hi))
@@ -247,6 +253,8 @@ def check_sound(
         assert integers_in(lo, hi) >= k, (
             f"suppressed cell {key!r} (true {truth[key]}) is pinned to {lo:g}..{hi:g}"
         )
+        if key in knowledge.primary:
+            assert lo < 0.5, f"{key!r} (true {truth[key]}) is proven present: {lo:g}..{hi:g}"
     return ranges
 
 
@@ -529,6 +537,35 @@ def test_a_total_is_not_withheld_when_nothing_requires_it() -> None:
     # …and it is what the control publishes.
     result = control(values, constraints)
     assert result.status == enough.status
+
+
+def test_a_primary_cell_keeps_zero_among_its_possible_values() -> None:
+    """Width is not enough. Found on the audit before this rule by a random search: in this
+    3 × 2 table with margins the audit published figures from which the 6 in the top right
+    lies in 5..17 — 13 possible values, but proof that at least five people in that group
+    spoke up. Every primary cell's range must reach 0 (a τ-Argus protection level); here
+    the control withholds more until it does."""
+    grid = [[9, 6], [0, 22], [28, 8]]
+    values: dict[object, int] = {}
+    constraints: list[Constraint] = []
+    for r, row in enumerate(grid):
+        values.update({("x", r, c): n for c, n in enumerate(row)})
+        values[("row", r)] = sum(row)
+        constraints.append(Constraint(("row", r), (("x", r, 0), ("x", r, 1))))
+    for c in range(2):
+        values[("col", c)] = sum(row[c] for row in grid)
+        constraints.append(Constraint(("col", c), tuple(("x", r, c) for r in range(3))))
+    values[("grand",)] = sum(map(sum, grid))
+    constraints.append(Constraint(("grand",), tuple(("row", r) for r in range(3))))
+    constraints.append(Constraint(("grand",), (("col", 0), ("col", 1))))
+    result = control(values, constraints)
+    check_rules(values, result)
+    knowledge = knowledge_of([result], constraints)
+    assert ("x", 0, 1) in knowledge.primary
+    ranges = check_sound(knowledge, values)
+    assert ranges[("x", 0, 1)][0] == 0
+    for key in knowledge.primary:
+        assert result.ranges[key][0] == 0  # the audit's own ranges say so too
 
 
 def test_two_labels_would_leave_two_small_counts_unprotectable() -> None:

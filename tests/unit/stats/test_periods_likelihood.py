@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speakup.stats.likelihood import HIGH, LOW, relative_likelihood
+from speakup.stats.disclosure import round_to
+from speakup.stats.likelihood import BASIS, HIGH, LOW, relative_likelihood
 from speakup.stats.periods import (
     Quarter,
     is_releasable,
@@ -182,6 +183,14 @@ def published(value: int) -> dict:
     return {"status": "published", "value": value}
 
 
+def likelihood(bme: int, n_bme: int, white: int, n_white: int) -> dict:
+    """From true counts, with the year cells published as the release rounds them."""
+    cells = {"bme": published(round_to(bme, 5)), "white": published(round_to(white, 5))}
+    return relative_likelihood(
+        cells, {"bme": n_bme, "white": n_white}, {"bme": bme, "white": white}
+    )
+
+
 def test_relative_likelihood_against_a_hand_computation() -> None:
     """40 concerns from 1,000 BME staff and 60 from 4,000 White staff:
 
@@ -191,10 +200,7 @@ def test_relative_likelihood_against_a_hand_computation() -> None:
     - 95% CI exp(ln 2.667 ± 1.96 × 0.20104) = 2.667 × e^(±0.39404) = 1.798 to 3.955;
     - the whole interval is above 1.25: "above" the 0.80–1.25 band.
     """
-    result = relative_likelihood(
-        {"bme": published(40), "white": published(60), "not_stated": published(10)},
-        {"bme": 1000, "white": 4000},
-    )
+    result = likelihood(40, 1000, 60, 4000)
     assert result == {
         "value": 2.67,
         "ci_low": 1.80,
@@ -203,22 +209,46 @@ def test_relative_likelihood_against_a_hand_computation() -> None:
         "bme_rate_per_1000": 40.0,
         "white_rate_per_1000": 15.0,
         "reason": "",
+        "basis": BASIS.format(minimum=20),
     }
+    assert "exact numbers" in result["basis"] and "not from the rounded" in result["basis"]
+
+
+def test_the_likelihood_uses_the_true_counts_not_the_rounded_ones() -> None:
+    """The band case from the outside attack: 12 BME and 9 White concerns from equal
+    headcounts are a ratio of 1.33, outside the 0.80–1.25 band; both are published as 10,
+    so the old computation from rounded counts showed 1.00 "within the band". Now counts
+    that small give no ratio at all; and where both are large enough, the ratio is the true
+    counts': 27 BME concerns from 1,000 staff and 23 White from 1,100 are 1.29 (outside the
+    band), where their rounded 25 and 25 would say 1.10 (inside it)."""
+    assert (round_to(12, 5), round_to(9, 5)) == (10, 10)
+    assert likelihood(12, 1000, 9, 1000)["reason"] == "few"
+    result = likelihood(27, 1000, 23, 1100)
+    assert result["value"] == 1.29
+    assert result["band"] == "outside_but_uncertain"
+    assert round((25 / 1000) / (25 / 1100), 2) == 1.10  # what the rounded counts say: within
+
+
+@pytest.mark.parametrize(("bme", "white"), [(18, 60), (19, 60), (22, 60), (60, 9), (60, 19)])
+def test_no_likelihood_unless_both_counts_are_certainly_20(bme: int, white: int) -> None:
+    """Both true counts at least 20, decided on what is published: 18..22 are all
+    published as 20 (or 9 as 10), so none of them is certain to be 20 or more; showing the
+    ratio for 20..22 and not for 18..19 would tell everyone which it was."""
+    assert likelihood(bme, 1000, white, 4000) == {"value": None, "reason": "few", "minimum": 20}
+    assert likelihood(23, 1000, 23, 4000)["value"] is not None  # published 25: at least 23
 
 
 @settings(max_examples=100, deadline=None)
 @given(
-    a=st.integers(1, 500),
-    b=st.integers(1, 500),
+    a=st.integers(23, 500),
+    b=st.integers(23, 500),
     extra1=st.integers(0, 20_000),
     extra2=st.integers(0, 20_000),
 )
 def test_relative_likelihood_formula(a: int, b: int, extra1: int, extra2: int) -> None:
     """The ratio of rates with the Katz log-method interval, for any valid inputs."""
     n1, n2 = a + extra1, b + extra2
-    result = relative_likelihood(
-        {"bme": published(a), "white": published(b)}, {"bme": n1, "white": n2}
-    )
+    result = likelihood(a, n1, b, n2)
     ratio = (a / n1) / (b / n2)
     se = math.sqrt(1 / a - 1 / n1 + 1 / b - 1 / n2)
     assert result["value"] == round(ratio, 2)
@@ -231,16 +261,14 @@ def test_relative_likelihood_formula(a: int, b: int, extra1: int, extra2: int) -
     ("bme", "n_bme", "white", "n_white", "band"),
     [
         (100, 1000, 100, 1000, "within"),  # 1.00 (0.77–1.30)
-        (20, 2000, 200, 2000, "below"),  # 0.10 (0.06–0.16): all of it below 0.80
+        (25, 2500, 250, 2500, "below"),  # 0.10 (0.07–0.15): all of it below 0.80
         (40, 1000, 60, 4000, "above"),  # 2.67 (1.80–3.95): all of it above 1.25
-        (15, 100, 10, 100, "outside_but_uncertain"),  # 1.50 (0.71–3.18)
-        (10, 1000, 40, 3000, "outside_but_uncertain"),  # 0.75 (0.38–1.49)
+        (36, 200, 24, 200, "outside_but_uncertain"),  # 1.50 (0.93–2.42)
+        (25, 1000, 100, 3000, "outside_but_uncertain"),  # 0.75 (0.49–1.16)
     ],
 )
 def test_band(bme: int, n_bme: int, white: int, n_white: int, band: str) -> None:
-    result = relative_likelihood(
-        {"bme": published(bme), "white": published(white)}, {"bme": n_bme, "white": n_white}
-    )
+    result = likelihood(bme, n_bme, white, n_white)
     assert result["band"] == band
     assert (LOW, HIGH) == (0.80, 1.25)
 
@@ -250,14 +278,15 @@ def test_band(bme: int, n_bme: int, white: int, n_white: int, band: str) -> None
 def test_suppressed_with_its_inputs(status: str, group: str) -> None:
     cells = {"bme": published(40), "white": published(60)}
     cells[group] = {"status": status, "value": None}
-    result = relative_likelihood(cells, {"bme": 1000, "white": 4000})
+    result = relative_likelihood(cells, {"bme": 1000, "white": 4000}, {"bme": 40, "white": 60})
     assert result["value"] is None
     assert result["reason"] == "suppressed"
     assert "ci_low" not in result and "band" not in result
 
 
 def test_no_workforce_figures_no_likelihood() -> None:
-    result = relative_likelihood({"bme": published(40), "white": published(60)}, None)
+    cells = {"bme": published(40), "white": published(60)}
+    result = relative_likelihood(cells, None, {"bme": 40, "white": 60})
     assert result == {"value": None, "reason": "workforce"}
 
 
@@ -266,10 +295,9 @@ def test_no_workforce_figures_no_likelihood() -> None:
     [
         (40, 60, {"bme": 0, "white": 4000}),
         (40, 60, {"bme": 30, "white": 4000}),  # more concerns than staff
-        (0, 60, {"bme": 1000, "white": 4000}),
     ],
 )
 def test_impossible_inputs_give_no_likelihood(bme: int, white: int, headcounts: dict) -> None:
-    result = relative_likelihood({"bme": published(bme), "white": published(white)}, headcounts)
+    result = likelihood(bme, headcounts["bme"], white, headcounts["white"])
     assert result["value"] is None
     assert result["reason"] == "inputs"
