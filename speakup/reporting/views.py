@@ -343,7 +343,7 @@ def escalation_consent() -> ResponseReturnValue:
         set_escalation_consent(case_, form.consent.data == "yes")
         set_identity_escalation_consent(case_, form.identity_consent.data == "yes")
         db.session.commit()
-        return redirect(url_for("reporting.case", _anchor="consent"))
+        return redirect(url_for("reporting.case", _anchor="escalation"))
     return _render_case(case_, secrets_, consent_form=form, status=400)
 
 
