@@ -64,6 +64,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from speakup.admin.views import bp as admin_bp
     from speakup.cases import actions  # noqa: F401  (adds the action routes to the blueprint)
     from speakup.cases.views import bp as cases_bp
+    from speakup.reporting import pages  # noqa: F401  (adds the service pages to the blueprint)
     from speakup.reporting.views import bp as reporting_bp
     from speakup.stats.views import bp as stats_bp
 
