@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import segno
 from flask import Blueprint, current_app, redirect, render_template, url_for
@@ -11,6 +12,7 @@ from markupsafe import Markup
 
 from speakup.accounts.forms import CodeForm, SignInForm
 from speakup.accounts.lifecycle import process_pending_grants, reseal_recovery_copies
+from speakup.accounts.models import Role
 from speakup.accounts.services import (
     SignInError,
     check_password,
@@ -42,6 +44,20 @@ log = logging.getLogger("speakup.accounts")
 SIGN_IN_ERROR = (
     "The email address, password or security code is not right, or the account is locked."
 )
+
+
+@bp.app_template_global()
+def home_endpoint(user: Any) -> str:
+    """Where a staff member's "home" is: readers their case inbox, leaders their statistics,
+    administrators the accounts. Navigation never offers a page the role would get a 403 on."""
+    if getattr(user, "is_reader", False):
+        return "cases.inbox"
+    role = getattr(user, "role", None)
+    if role == Role.LEADER:
+        return "stats.dashboard"
+    if role == Role.ADMIN:
+        return "admin.users"
+    return "accounts.sign_in"
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
@@ -109,10 +125,7 @@ def second_factor() -> ResponseReturnValue:
                 process_pending_grants(user, held.private_key)
                 reseal_recovery_copies(user, held.private_key)
             db.session.commit()
-            landing = "cases.inbox" if user.is_reader else "admin.users"
-            if user.role == "leader":
-                landing = "stats.dashboard"
-            return redirect(url_for(landing))
+            return redirect(url_for(home_endpoint(user)))
         record_failed_second_factor(user, current_app.config)
         if user.locked_until is not None:
             end_session(STAFF)
