@@ -72,6 +72,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from speakup.cases.views import bp as cases_bp
     from speakup.health import bp as health_bp
     from speakup.health import check_dependencies_at_startup
+    from speakup.reporting import pages  # noqa: F401  (adds the service pages to the blueprint)
     from speakup.reporting.views import bp as reporting_bp
     from speakup.stats.views import bp as stats_bp
 

@@ -31,6 +31,7 @@ from speakup.db import utcnow
 from speakup.extensions import db
 from speakup.organisations.services import (
     create_recovery_key,
+    describe_scope,
     find_scope,
     get_or_create_organisation,
     get_or_create_region,
@@ -198,6 +199,17 @@ def demo_totp_code(email: str) -> str:
     return pyotp.TOTP(unlocked.totp_secret).now()
 
 
+def _where(user: User) -> str:
+    """What an account covers, for the listing: a leader's real scope, a guardian's
+    organisation (and the pool), the panel, or the whole service for an administrator."""
+    if user.role == Role.LEADER:
+        return describe_scope(user.scope_kind, user.scope_id)
+    if user.role == Role.ADMIN:
+        return "administrator: accounts and audit, no case access"
+    where = user.organisation.code if user.organisation else "regional panel"
+    return where + (", in the regional pool" if user.in_pool else "")
+
+
 @demo_cli.command("load")
 def demo_load() -> None:
     """Load demo data (idempotent) and print how to sign in."""
@@ -206,15 +218,11 @@ def demo_load() -> None:
     click.echo(f"demo data: {len(created)} new item(s)" if created else "demo data already loaded")
     keys_dir = recovery_dir_for(str(current_app.config["SQLALCHEMY_DATABASE_URI"]))
     click.echo(f"Demo recovery keys of this database: {keys_dir}/")
-    guardians = db.session.scalars(
-        select(User).where(User.role != Role.ADMIN).order_by(User.id)
-    ).all()
+    accounts = db.session.scalars(select(User).order_by(User.id)).all()
     click.echo("")
     click.echo(f"Demo staff accounts (password for all: {DEMO_PASSWORD}):")
-    for user in guardians:
-        where = user.organisation.code if user.organisation else "regional panel"
-        pool = ", in the regional pool" if user.in_pool else ""
-        click.echo(f"  {user.email:40} {user.role} ({where}{pool})")
+    for user in accounts:
+        click.echo(f"  {user.email:40} {user.role} ({_where(user)})")
     click.echo("")
     click.echo("Second factor: get the current 6-digit code with")
     click.echo(f"  .venv/bin/flask --app speakup demo code amara.okafor@{EMAIL_DOMAIN}")

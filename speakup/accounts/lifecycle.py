@@ -76,3 +76,18 @@ def disable_account(user: User, *, by: User | None) -> None:
         actor_user_id=by.id if by else None,
         detail=f"user={user.id}",
     )
+
+
+def enable_account(user: User, *, by: User | None) -> None:
+    """Re-enable a disabled account. Nothing else changes: the user signs in with their own
+    password and security code (an administrator never learns either) and holds again the
+    case keys that were sealed to them, which disabling never removed."""
+    if not user.disabled:
+        raise ValidationError(f"{user.display_name}'s account is not disabled.")
+    user.disabled = False
+    record(
+        "user.enabled",
+        actor_kind="user" if by else "system",
+        actor_user_id=by.id if by else None,
+        detail=f"user={user.id}",
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import segno
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
@@ -10,6 +11,7 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from speakup.accounts.forms import CodeForm, EnrolForm, SignInForm
+from speakup.accounts.models import Role
 from speakup.accounts.services import (
     SignInError,
     account_locked,
@@ -52,6 +54,20 @@ ENROL_ERROR = "The email address or enrolment code is not right, or the code has
 def _client() -> bytes:
     """This staff client, as a salted hash (throttling wrong passwords per client)."""
     return client_key(request.remote_addr, current_app.config["RATELIMIT_SALT"])
+
+
+@bp.app_template_global()
+def home_endpoint(user: Any) -> str:
+    """Where a staff member's "home" is: readers their case inbox, leaders their statistics,
+    administrators the accounts. Navigation never offers a page the role would get a 403 on."""
+    if getattr(user, "is_reader", False):
+        return "cases.inbox"
+    role = getattr(user, "role", None)
+    if role == Role.LEADER:
+        return "stats.dashboard"
+    if role == Role.ADMIN:
+        return "admin.users"
+    return "accounts.sign_in"
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
@@ -123,10 +139,7 @@ def second_factor() -> ResponseReturnValue:
             if user.is_reader:
                 staff_signed_in.send(user, private_key=held.private_key)
             db.session.commit()
-            landing = "cases.inbox" if user.is_reader else "admin.users"
-            if user.role == "leader":
-                landing = "stats.dashboard"
-            return redirect(url_for(landing))
+            return redirect(url_for(home_endpoint(user)))
         record_failed_second_factor(user, current_app.config)
         if account_locked(user):
             end_session(STAFF)

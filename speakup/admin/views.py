@@ -17,10 +17,11 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from speakup.accounts.lifecycle import change_password, disable_account
+from speakup.accounts.lifecycle import change_password, disable_account, enable_account
 from speakup.accounts.models import Role, User
 from speakup.accounts.services import client_key
 from speakup.accounts.sessions import STAFF, load_session
+from speakup.accounts.views import home_endpoint
 from speakup.admin.forms import ChangePasswordForm
 from speakup.admin.services import reset_staff_account
 from speakup.audit.models import AuditEvent
@@ -28,6 +29,7 @@ from speakup.db import utcnow
 from speakup.errors import ForbiddenError, NotFoundError, SpeakupError
 from speakup.extensions import db
 from speakup.ids import bounded_int
+from speakup.organisations.services import describe_scope
 from speakup.reporting.forms import EmptyForm
 from speakup.settings import argon2_params
 
@@ -48,7 +50,10 @@ def users() -> ResponseReturnValue:
     accounts = db.session.scalars(
         select(User).options(selectinload(User.organisation)).order_by(User.display_name)
     ).all()
-    return render_template("admin/users.html", accounts=accounts, now=utcnow())
+    scopes = {
+        u.id: describe_scope(u.scope_kind, u.scope_id) for u in accounts if u.role == Role.LEADER
+    }
+    return render_template("admin/users.html", accounts=accounts, scopes=scopes, now=utcnow())
 
 
 def _account(user_id: int) -> User:
@@ -72,6 +77,28 @@ def disable_user(user_id: int) -> ResponseReturnValue:
             db.session.commit()
             flash(f"{user.display_name} is disabled and signed out everywhere.")
     return redirect(url_for("admin.users"))
+
+
+@bp.route("/admin/users/<int:user_id>/enable", methods=["GET", "POST"])
+def enable_user(user_id: int) -> ResponseReturnValue:
+    """Re-enable a disabled account, after a confirmation page (GET shows it, POST acts)."""
+    _require_admin()
+    user = _account(user_id)
+    form = EmptyForm()
+    if form.validate_on_submit():
+        try:
+            enable_account(user, by=current_user)
+        except SpeakupError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash(f"{user.display_name} is enabled and can sign in again.")
+        return redirect(url_for("admin.users"))
+    if not user.disabled:
+        flash(f"{user.display_name}'s account is not disabled.", "error")
+        return redirect(url_for("admin.users"))
+    return render_template("admin/enable.html", account=user, form=form)
 
 
 @bp.route("/admin/users/<int:user_id>/reset", methods=["GET", "POST"])
@@ -151,8 +178,6 @@ def password() -> ResponseReturnValue:
         else:
             db.session.commit()
             flash("Your password was changed.")
-            return redirect(
-                url_for("cases.inbox") if current_user.is_reader else url_for("admin.users")
-            )
+            return redirect(url_for(home_endpoint(current_user)))
     status = 400 if form.is_submitted() else 200
     return render_template("admin/password.html", form=form, error=error), status

@@ -114,6 +114,22 @@ def find_scope(text: str) -> tuple[str, int]:
     return kind, row.id
 
 
+def describe_scope(kind: str | None, scope_id: int | None) -> str:
+    """A leader's scope in words: "Region: …", "Integrated care system: …" or
+    "Organisation: …" ("No scope" if unset or gone)."""
+    row: Region | System | Organisation | None = None
+    if scope_id is not None and kind == "region":
+        row = db.session.get(Region, scope_id)
+    elif scope_id is not None and kind == "system":
+        row = db.session.get(System, scope_id)
+    elif scope_id is not None and kind == "organisation":
+        row = db.session.get(Organisation, scope_id)
+    if row is None:
+        return "No scope"
+    label = {"region": "Region", "system": "Integrated care system", "organisation": "Organisation"}
+    return f"{label[kind or '']}: {row.name}"
+
+
 def update_service_levels(
     org: Organisation,
     *,

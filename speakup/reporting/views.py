@@ -354,7 +354,7 @@ def escalation_consent() -> ResponseReturnValue:
             db.session.rollback()
             return _render_case(case_, secrets_, consent_form=form, error=exc.message, status=400)
         db.session.commit()
-        return redirect(url_for("reporting.case", _anchor="consent"))
+        return redirect(url_for("reporting.case", _anchor="escalation"))
     return _render_case(case_, secrets_, consent_form=form, status=400)
 
 

@@ -1,7 +1,9 @@
 """Charts for published tables, rendered once at release time as SVG (pygal).
 
-Only published values are drawn; a suppressed or withheld cell is drawn as no bar and the
-table beside the chart says why. No script and no external reference is emitted.
+Only published values are drawn. A hidden (suppressed or withheld) cell is drawn as a hatched
+bar labelled "fewer than k or withheld", never as a gap, which would read as zero. Every hidden
+bar has the same length (k) and the same label, so the drawing tells no more than the table.
+No script and no external reference is emitted (the hatch is an in-file <pattern>).
 """
 
 from __future__ import annotations
@@ -52,12 +54,34 @@ def _config(title: str) -> dict[str, Any]:
     }
 
 
-def bar_chart(title: str, labels: list[str], series: dict[str, list[int | None]]) -> str:
-    """A horizontal bar chart; ``None`` values are drawn as gaps."""
-    chart = pygal.HorizontalBar(**_config(title))
+#: the hatch that marks a hidden cell (diagonal lines, so it differs from every colour and
+#: survives printing in black and white)
+HATCH_ID = "speakup-hidden-hatch"
+_HATCH = (
+    f'<pattern id="{HATCH_ID}" patternUnits="userSpaceOnUse" width="8" height="8" '
+    'patternTransform="rotate(45)"><rect width="8" height="8" fill="#ffffff"/>'
+    '<line x1="0" y1="0" x2="0" y2="8" stroke="#4c6272" stroke-width="3"/></pattern>'
+)
+
+
+def _hidden_bar(k: int) -> dict[str, Any]:
+    label = f"fewer than {k} or withheld"
+    return {
+        "value": k,
+        "label": label,
+        "formatter": lambda _value: label,
+        "style": f"fill: url(#{HATCH_ID}); stroke: #4c6272; stroke-width: 1",
+    }
+
+
+def bar_chart(title: str, labels: list[str], series: dict[str, list[int | None]], *, k: int) -> str:
+    """A horizontal bar chart; ``None`` values (hidden cells) are hatched and labelled."""
+    config = _config(title)
+    config["defs"] = [_HATCH]
+    chart = pygal.HorizontalBar(**config)
     chart.x_labels = labels
     for name, values in series.items():
-        chart.add(name, values)
+        chart.add(name, [_hidden_bar(k) if v is None else v for v in values])
     svg = chart.render(is_unicode=True)
     # pygal always embeds a configuration <script> and comments naming its home pages;
     # neither is wanted (the chart is shown as an image, which never runs script anyway).

@@ -281,7 +281,7 @@ def rate_for(
     return {"label": label, "value": round(100 * numerator["value"] / total["value"]), "reason": ""}
 
 
-def _chart(spec_title: str, payload: dict[str, Any]) -> str:
+def _chart(spec_title: str, payload: dict[str, Any], k: int) -> str:
     rows = payload["rows"]
     if payload.get("columns"):
         series = {
@@ -290,7 +290,7 @@ def _chart(spec_title: str, payload: dict[str, Any]) -> str:
         }
     else:
         series = {"Concerns": [payload["cells"][_coord_id((r,))]["value"] for r, _ in rows]}
-    return bar_chart(spec_title, [label for _, label in rows], series)
+    return bar_chart(spec_title, [label for _, label in rows], series, k=k)
 
 
 def release_period(
@@ -379,7 +379,7 @@ def release_period(
                 "rate": rate_for(spec, cells, total, base) if len(spec.dims) == 1 else None,
                 "base": base,
             }
-            svg = _chart(spec.title, payload) if spec.dims else ""
+            svg = _chart(spec.title, payload, k) if spec.dims else ""
             db.session.add(
                 ReleaseTable(
                     release_id=release.id,

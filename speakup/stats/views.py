@@ -159,39 +159,38 @@ def _cell_text(cell: dict, k: int) -> str:
 
 @bp.route("/staff/statistics/<period>/<table_key>.csv")
 def table_csv(period: str, table_key: str) -> ResponseReturnValue:
-    """A published table as CSV (published values only, with the same labels)."""
+    """A published table as CSV (published values only, with the same labels).
+
+    Every row carries the period, the scope and the table as values, so files from several
+    downloads can be stacked and filtered; the note on hidden counts is a row like the rest.
+    """
     table = _leader_table(period, table_key)
+    scope = leader_scope(current_user)
     k = table.release.k
     payload = table.payload
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["period", "scope", "table", payload.get("title", "")])
+    where = [period, scope.name, payload.get("title", table_key)]
     if payload.get("columns"):
-        writer.writerow(["", *[label for _, label in payload["columns"]]])
+        writer.writerow(["period", "scope", "table", "row", *[lb for _, lb in payload["columns"]]])
         for value, label in payload["rows"]:
-            writer.writerow(
-                [
-                    label,
-                    *[
-                        _cell_text(payload["cells"][f"{value}|{c}"], k)
-                        for c, _ in payload["columns"]
-                    ],
-                ]
-            )
-    elif payload.get("rows"):
-        writer.writerow(["", "count"])
-        for value, label in payload["rows"]:
-            writer.writerow([label, _cell_text(payload["cells"][value], k)])
+            cells = [_cell_text(payload["cells"][f"{value}|{c}"], k) for c, _ in payload["columns"]]
+            writer.writerow([*where, label, *cells])
     else:
-        writer.writerow(["total", _cell_text(payload["total"], k)])
+        writer.writerow(["period", "scope", "table", "row", "count"])
+        for value, label in payload.get("rows") or []:
+            writer.writerow([*where, label, _cell_text(payload["cells"][value], k)])
+        if not payload.get("rows"):
+            writer.writerow([*where, "Total", _cell_text(payload["total"], k)])
     if payload.get("total") and payload.get("rows") and not payload.get("multi_label"):
-        writer.writerow(["Total", _cell_text(payload["total"], k)])
-    writer.writerow([])
+        writer.writerow([*where, "Total", _cell_text(payload["total"], k)])
     writer.writerow(
         [
+            *where,
+            "Note",
             f"A hidden count reads 'fewer than {k} or withheld': either it is below {k}, or it "
             "is withheld so that a small count cannot be worked out. Other counts are rounded "
-            "to the nearest 5."
+            "to the nearest 5.",
         ]
     )
     response = Response(out.getvalue(), mimetype="text/csv")

@@ -214,13 +214,16 @@ def test_a_region_leader_reads_the_figures_and_publishes_an_action(
     saved = tmp_path / "by_route.csv"
     download.value.save_as(saved)
     rows = list(csv.reader(io.StringIO(saved.read_text(encoding="utf-8"))))
-    assert rows[0][:3] == ["period", "scope", "table"]
-    assert [r[0] for r in rows[2:5]] == [
+    assert rows[0][:4] == ["period", "scope", "table", "row"]
+    assert {tuple(r[:3]) for r in rows[1:]} == {
+        (LATEST.key, rows[1][1], "Concerns by who received them")
+    }
+    assert [r[3] for r in rows[1:4]] == [
         "Organisation's guardians",
         "Guardian chosen from the regional pool",
         "Race Equality and Inclusion Panel",
     ]
-    assert "fewer than 8" in rows[-1][0]
+    assert rows[-1][3] == "Note" and "fewer than 8" in rows[-1][4]
 
     # Another quarter, with JavaScript off: a plain form and a full page.
     plain = browsing.open(

@@ -179,7 +179,7 @@ def test_reporter_answers_and_reports_detriment_without_javascript(live_site, br
     expect(panel.get_by_label("No", exact=True)).to_be_checked()
     panel.get_by_label("Yes", exact=True).check()
     reporter.get_by_role("button", name="Save my answer").click()
-    expect(reporter).to_have_url(re.compile(r"/follow-up/case#consent$"))
+    expect(reporter).to_have_url(re.compile(r"/follow-up/case#escalation$"))
     expect(panel.get_by_label("Yes", exact=True)).to_be_checked()
     expect_status(reporter, "feedback_given")
     expect(_messages(reporter).get_by_text(feedback)).to_be_visible()

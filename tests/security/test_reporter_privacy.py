@@ -33,6 +33,7 @@ from speakup.organisations.services import (
     get_or_create_region,
     get_or_create_system,
 )
+from speakup.reporting.pages import QUICK_EXIT_URL
 from tests.conftest import PASSWORD, TEST_ARGON2, Staff, sign_in
 from tests.security.support import (
     capture_all_logs,
@@ -115,6 +116,8 @@ def journey(
         guardian = make_staff(Role.GUARDIAN, org)
         client = reporter_client(app)
         assert client.get("/").status_code == 200
+        for page in ("/privacy", "/accessibility", "/help", "/other-routes"):
+            assert client.get(page).status_code == 200
         assert client.get("/report").status_code == 200
         assert post_report(client, {"what_happened": ""}).status_code == 400
         data = report_form(org.id, disclosure_mode="confidential", name="A", contact="07700")
@@ -313,6 +316,15 @@ _CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)")
 _CSS_IMPORT = re.compile(r"@import\s+['\"]([^'\"]+)")
 
 
+def _is_quick_exit(tag: str, name: str, value: str, attrs: list[tuple[str, str | None]]) -> bool:
+    """The one other-origin address a page may hold: the "Exit this page" link. It is a link
+    the reporter follows, never a resource the page loads (nothing is fetched from that site
+    unless she presses it), and it sends no referrer. Any other element, attribute or
+    address — or the same link without rel="noreferrer" — still counts as foreign."""
+    rel = (dict(attrs).get("rel") or "").split()
+    return tag == "a" and name == "href" and value == QUICK_EXIT_URL and "noreferrer" in rel
+
+
 class _UrlCollector(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -323,6 +335,8 @@ class _UrlCollector(HTMLParser):
         self._in_style = tag == "style"
         for name, value in attrs:
             if value is None:
+                continue
+            if _is_quick_exit(tag, name, value, attrs):
                 continue
             if name in _URL_ATTRIBUTES:
                 self.urls.append(value.strip())
@@ -397,6 +411,14 @@ def test_foreign_url_detector() -> None:
         "//evil.example/a.png"
     ]
     assert "https://x.example/1x.png" in _page_urls('<img srcset="https://x.example/1x.png 1x">')
+    exit_link = f'<a href="{QUICK_EXIT_URL}" rel="nofollow noreferrer">Exit this page</a>'
+    assert _page_urls(exit_link) == []
+    for near_miss in (
+        f'<a href="{QUICK_EXIT_URL}">Exit this page</a>',  # would send a referrer
+        f'<img src="{QUICK_EXIT_URL}" rel="noreferrer">',  # a load, not a link
+        '<a href="https://elsewhere.example/" rel="noreferrer">x</a>',
+    ):
+        assert [_foreign(u) for u in _page_urls(near_miss)] == [True], near_miss
 
 
 # --- cookies -------------------------------------------------------------------------------

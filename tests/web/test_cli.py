@@ -232,6 +232,19 @@ def test_demo_load_is_idempotent_and_explains_sign_in(cli, demo_dir):
         "/staff/sign-in",
     ):
         assert text in second.output
+    # Every account is listed, leaders with their own scope, and the administrator too.
+    listed = [line.split() for line in second.output.splitlines() if line.startswith("  ")]
+    lines = {w[0]: " ".join(w) for w in listed if w[0].endswith("@demo.speakup.test")}
+    assert len(lines) == counts["User"]
+    leaders = {
+        "region.leader": "Region: NHS England – Midlands",
+        "bsol.leader": "Integrated care system: Birmingham and Solihull Integrated Care System",
+        "bsolh.leader": "Organisation: Birmingham and Solihull Demo Hospitals NHS Trust",
+    }
+    for local, scope in leaders.items():
+        assert f"leader ({scope})" in lines[f"{local}@demo.speakup.test"]
+    assert "admin (administrator" in lines["admin@demo.speakup.test"]
+    assert "regional panel" not in "".join(lines[f"{k}@demo.speakup.test"] for k in leaders)
 
 
 def test_demo_code_prints_a_code_that_verifies(app, cli, demo_dir):

@@ -26,7 +26,7 @@ from sqlalchemy import insert, select
 
 from speakup import ROOT
 from speakup.extensions import db
-from speakup.organisations.models import Organisation
+from speakup.organisations.models import Organisation, Region, System
 from speakup.stats.catalogue import SPECS
 from speakup.stats.models import Release, ReleaseTable
 from speakup.stats.periods import Quarter, parse_quarter
@@ -86,6 +86,11 @@ def cell_text(cell: dict[str, Any]) -> str:
     return f"fewer than {K} or withheld"
 
 
+def scope_name(kind: str, scope_id: int) -> str:
+    model = {"region": Region, "system": System, "organisation": Organisation}[kind]
+    return db.session.get_one(model, scope_id).name
+
+
 def expected_csv_cells(payload: dict[str, Any]) -> list[str]:
     """The published cells of a table in reading order, as its CSV must show them."""
     if payload.get("columns"):
@@ -141,13 +146,16 @@ def test_each_leader_sees_exactly_their_scopes_released_tables(leader, world, as
             download = client.get(f"/staff/statistics/{period}/{key}.csv")
             assert download.status_code == 200
             rows = list(csv.reader(io.StringIO(download.get_data(as_text=True))))
-            assert rows[0][:3] == ["period", "scope", "table"]
-            body = [c for row in rows[1:] for c in row[1:] if row and row[0] not in ("", "Total")]
+            assert rows[0][:4] == ["period", "scope", "table", "row"]
+            # Every row, the note included, says which period, scope and table it is from.
+            title = table.payload.get("title", key)
+            assert all(row[:3] == [period, scope_name(kind, scope_id), title] for row in rows[1:])
+            body = [c for row in rows[1:] for c in row[4:] if row[3] not in ("Total", "Note")]
             expected = expected_csv_cells(table.payload)
             if table.payload.get("rows"):
                 assert body == expected, key
             else:
-                assert rows[1] == ["total", expected[0]]
+                assert rows[1][3:] == ["Total", expected[0]]
 
 
 def test_the_scope_name_is_the_leaders_own(world, as_):
@@ -347,11 +355,13 @@ def test_the_dashboard_never_shows_a_small_count(leader, world, as_):
         # Every table is downloadable, and every CSV is as controlled as the page.
         for link in re.findall(r'href="(/staff/statistics/[^"]+\.csv)"', html):
             rows = list(csv.reader(io.StringIO(client.get(link).get_data(as_text=True))))
-            # Data rows start with their label; header rows with an empty cell.
-            values = [c for row in rows[1:] if len(row) > 1 and row[0] for c in row[1:]]
+            # Data rows carry period, scope, table and their label before the counts.
+            assert all(row[:2] == [period, scope_name(*world.scope_of(leader))] for row in rows[1:])
+            values = [c for row in rows[1:] if row[3] != "Note" for c in row[4:]]
             assert values
             assert_disclosure_controlled(values)
-            assert f"reads 'fewer than {K} or withheld'" in rows[-1][0]
+            assert rows[-1][3] == "Note"
+            assert f"reads 'fewer than {K} or withheld'" in rows[-1][4]
     # Small counts exist in this world: the tests above would catch one if shown.
     assert any(c == f"fewer than {K} or withheld" for c in cells.td)
 
@@ -371,7 +381,7 @@ def test_the_organisation_dashboard_hides_real_small_counts(world, as_):
         if 1 <= n < K:
             assert cell["status"] != "published" and cell["value"] is None
     download = as_("org_leader").get(f"/staff/statistics/{period}/by_disclosure.csv")
-    rows = {r[0]: r[-1] for r in csv.reader(io.StringIO(download.get_data(as_text=True))) if r}
+    rows = {r[3]: r[-1] for r in csv.reader(io.StringIO(download.get_data(as_text=True))) if r}
     for mode, label in (("anonymous", "Anonymous"), ("confidential", "Confidential")):
         if 1 <= raw.get(mode, 0) < K:
             assert rows[label] == f"fewer than {K} or withheld"
