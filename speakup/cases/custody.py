@@ -302,6 +302,12 @@ _ROLE_WORDS = {
 }
 
 
+def _role_noun(user: User) -> str:
+    """"Freedom to Speak Up guardian", capitalised for a table cell."""
+    noun = _ROLE_WORDS.get(Role(user.role), "a member of staff").split(" ", 1)[1]
+    return noun[0].upper() + noun[1:]
+
+
 def describe_reader(user: User) -> str:
     """ "Grace Mensah, a Freedom to Speak Up guardian at Example Hospitals"."""
     role = _ROLE_WORDS.get(Role(user.role), "a member of staff")
@@ -812,7 +818,7 @@ def readers_for_reporter(case: Case) -> list[ReaderInfo]:
         out.append(
             ReaderInfo(
                 name=user.display_name,
-                role=_ROLE_WORDS.get(Role(user.role), "member of staff").split(" ", 1)[1],
+                role=_role_noun(user),
                 organisation=user.organisation.name if user.organisation else "Midlands region",
                 sees_identity=user.id in (paused_identity if paused else identity),
                 paused=paused,

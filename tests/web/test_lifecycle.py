@@ -125,6 +125,29 @@ def test_password_change_keeps_every_case_readable_and_retires_the_old_password(
     assert shown.status_code == 200 and CANARY in page(shown)
 
 
+def test_a_password_change_ends_every_other_session(
+    app, guardian, case, staff_client, time_machine
+):
+    """A session stolen or left open elsewhere does not outlive a password change."""
+    time_machine.move_to(datetime.now(UTC), tick=True)
+    elsewhere = staff_client(guardian)
+    time_machine.shift(timedelta(seconds=31))  # a fresh security code for the second sign-in
+    here = staff_client(guardian)
+    assert elsewhere.get(f"/staff/cases/{case.reference}").status_code == 200
+    assert change(here, PASSWORD).status_code == 302
+    gone = elsewhere.get(f"/staff/cases/{case.reference}")
+    assert gone.status_code == 302 and gone.location.endswith("/staff/sign-in")
+    assert here.get(f"/staff/cases/{case.reference}").status_code == 200
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(AuthSession)
+            .where(AuthSession.user_id == guardian.user.id)
+        )
+        == 1
+    )
+
+
 def test_a_wrong_current_password_changes_nothing(app, guardian, case, staff_client):
     client = staff_client(guardian)
     wrapped = guardian.user.wrapped_private_key
