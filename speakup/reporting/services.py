@@ -383,7 +383,9 @@ def record_speak_up_again(case: Case, private_key: PrivateKey, answer: str, word
     record("case.speak_up_again_answered", actor_kind="reporter", case_id=case.id)
     if not case.counted_answer:
         case.counted_answer = True
-        emit_fact("speak_up_again", case.organisation, utcnow(), answer=answer)
+        emit_fact(
+            "speak_up_again", case.organisation, utcnow(), answer=answer, route=case.route
+        )
 
 
 def read_speak_up_again(case: Case, private_key: PrivateKey) -> dict[str, str] | None:
@@ -412,6 +414,6 @@ def report_detriment(case: Case, private_key: PrivateKey, text: str, policy: Sla
         # The statistic is cases in which detriment was reported: a reporter who tells us
         # again at a later check-in is still one case (the thread keeps every report).
         case.counted_detriment = True
-        emit_fact("detriment", case.organisation, utcnow())
+        emit_fact("detriment", case.organisation, utcnow(), route=case.route)
     if Status(case.status) in FINISHED:
         reporter_reopen(case, policy)

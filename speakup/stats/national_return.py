@@ -52,6 +52,9 @@ def _count(field: dict[str, Any], organisation_id: int, period: str) -> int:
             Fact.kind == field["kind"],
             Fact.period == period,
             Fact.organisation_id == organisation_id,
+            # Concerns sent to the regional pool or panel exist to avoid the trust: its
+            # return counts only those its own guardians received.
+            Fact.route == "organisation",
         )
     )
     for column, wanted in field.get("where", {}).items():
