@@ -60,11 +60,13 @@ def configure_engines(app: Flask) -> None:
         if engine.dialect.name == "sqlite":
             database = engine.url.database
             if database and database != ":memory:" and not database.startswith("file:"):
-                make_sqlite_files_private(database)
 
-                def private_files(_connection: Any, _record: Any) -> None:
+                def private_files(*_args: Any) -> None:
                     make_sqlite_files_private(database)
 
-                # Before the pragmas: WAL mode creates -wal and -shm with the main file's mode.
+                # Just before SQLite opens the file (so a new one is created 0600, and nothing
+                # is created merely by building the app), and again before the pragmas: WAL
+                # mode creates -wal and -shm with the main file's mode.
+                event.listen(engine, "do_connect", private_files)
                 event.listen(engine, "connect", private_files)
             event.listen(engine, "connect", _sqlite_pragmas)

@@ -303,7 +303,7 @@ _ROLE_WORDS = {
 
 
 def _role_noun(user: User) -> str:
-    """"Freedom to Speak Up guardian", capitalised for a table cell."""
+    """ "Freedom to Speak Up guardian", capitalised for a table cell."""
     noun = _ROLE_WORDS.get(Role(user.role), "a member of staff").split(" ", 1)[1]
     return noun[0].upper() + noun[1:]
 
@@ -635,10 +635,15 @@ def drop_pending(case: Case, target: User, *, actor: User) -> None:
     )
 
 
-def pending_case_count(user: User) -> int:
-    """How many cases wait to be restored to this (reset) user."""
-    return len(
-        set(db.session.scalars(select(PendingGrant.case_id).where(PendingGrant.user_id == user.id)))
+def pending_case_references(user: User) -> list[str]:
+    """The references of the cases waiting to be restored to this (reset) user: she read
+    them before, so their references tell her nothing new; their content stays sealed."""
+    return list(
+        db.session.scalars(
+            select(Case.reference)
+            .where(Case.id.in_(select(PendingGrant.case_id).where(PendingGrant.user_id == user.id)))
+            .order_by(Case.reference)
+        )
     )
 
 

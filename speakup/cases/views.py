@@ -14,7 +14,7 @@ from flask_login import current_user
 from speakup.accounts.models import Role
 from speakup.accounts.sessions import STAFF, active_private_key
 from speakup.cases import categories
-from speakup.cases.custody import pending_case_count
+from speakup.cases.custody import pending_case_references
 from speakup.cases.downloads import attachment_response
 from speakup.cases.forms import (
     AssignForm,
@@ -78,7 +78,7 @@ def inbox() -> ResponseReturnValue:
         filters=INBOX_FILTERS,
         sorts=INBOX_SORTS,
         now=utcnow(),
-        waiting=pending_case_count(current_user),
+        waiting=pending_case_references(current_user),
     )
 
 

@@ -383,9 +383,7 @@ def record_speak_up_again(case: Case, private_key: PrivateKey, answer: str, word
     record("case.speak_up_again_answered", actor_kind="reporter", case_id=case.id)
     if not case.counted_answer:
         case.counted_answer = True
-        emit_fact(
-            "speak_up_again", case.organisation, utcnow(), answer=answer, route=case.route
-        )
+        emit_fact("speak_up_again", case.organisation, utcnow(), answer=answer, route=case.route)
 
 
 def read_speak_up_again(case: Case, private_key: PrivateKey) -> dict[str, str] | None:

@@ -195,9 +195,9 @@ def test_a_reset_guardian_loses_access_until_it_is_restored(
     assert g1.user.public_key.key_id != old_public
     assert client.get(f"/staff/cases/{case.reference}").status_code == 404
     inbox = page(client.get("/staff/cases/"))
-    assert case.reference not in inbox
+    assert f'href="/staff/cases/{case.reference}"' not in inbox  # not in her list of cases
     # She is told what waits, at her first sign-in.
-    assert "your access to 1 case is waiting to be restored" in inbox
+    assert f"your access to 1 case is waiting to be restored: {case.reference}." in inbox
     assert pending(g1.user) == {(case.id, "dek"), (case.id, "idk")}
 
 
