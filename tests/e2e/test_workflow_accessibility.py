@@ -212,7 +212,8 @@ def _case_closed(page: Page, site: Site, prep: Prepared) -> None:
     expect(summary_value(page, "Detriment check-ins")).to_be_visible()
     # Sealed to the reporter alone: the guardian sees only that she answered.
     expect(summary_value(page, "Would speak up again?")).to_have_text(
-        "The reporter answered. Their answer is counted in the statistics only: it is sealed so that nobody but the reporter can read it beside their case."
+        "The reporter answered. Their answer is counted in the statistics only: it is sealed "
+        "so that nobody but the reporter can read it beside their case."
     )
     open_all_details(page)
     expect(page.get_by_role("button", name="Reopen", exact=True)).to_be_visible()
