@@ -151,7 +151,7 @@ def _sqlite_path(engine: Engine) -> Path:
 
 
 def _backup_sqlite(engine: Engine, dump: Path) -> int:
-    source = sqlite3.connect(f"file:{_sqlite_path(engine)}?mode=ro", uri=True)
+    source = sqlite3.connect(f"{_sqlite_path(engine).resolve().as_uri()}?mode=ro", uri=True)
     os.close(_create_private(dump))
     target = sqlite3.connect(dump)
     try:
@@ -380,7 +380,7 @@ def _restore_sqlite(engine: Engine, dump: Path) -> None:
     target_path = _sqlite_path(engine)
     engine.dispose()
     make_sqlite_files_private(str(target_path))
-    source = sqlite3.connect(f"file:{dump}?mode=ro", uri=True)
+    source = sqlite3.connect(f"{dump.resolve().as_uri()}?mode=ro", uri=True)
     target = sqlite3.connect(target_path)
     try:
         source.backup(target)  # replaces every page of the target
@@ -411,7 +411,7 @@ def _restore_postgresql(engine: Engine, dump: Path) -> None:
 
 def write_secrets(instance: Path, values: Mapping[str, bytes]) -> list[str]:
     """Write each secret into the instance folder, 0600 (atomically: temp file, rename)."""
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     written = []
     for _env, (key, file_name, _min) in SECRETS.items():
         path = instance / file_name
