@@ -63,6 +63,7 @@ class BackupResult:
     database: str
     cases: int
     key_id: str
+    backup_id: str
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class RestoreResult:
     database: str
     cases: int
     secrets_written: list[str]
+    backup_id: str
 
 
 # Helpers ---------------------------------------------------------------------------------
@@ -241,7 +243,7 @@ def make_backup(
         "dump_check": dump_check(pepper, digest),
     }
     _write_private(out_dir / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
-    return BackupResult(out_dir, kind, cases, public.key_id)
+    return BackupResult(out_dir, kind, cases, public.key_id, backup_id)
 
 
 # Restore ---------------------------------------------------------------------------------
@@ -459,4 +461,4 @@ def restore_backup(
             f"{manifest.get('cases')}; the secrets were not written."
         )
     written = write_secrets(instance, values)
-    return RestoreResult(kind, cases, written)
+    return RestoreResult(kind, cases, written, str(manifest.get("backup_id")))

@@ -321,6 +321,10 @@ def backup_command(out_dir: str, org_code: str) -> None:
         _fail(f"{exc.filename} already exists; give each backup a new directory.")
     except SpeakupError as exc:
         _fail(exc.message)
+    from speakup.audit.services import record
+
+    record("database.backed_up", actor_kind="system", detail=f"backup={result.backup_id}")
+    db.session.commit()
     click.echo(
         f"backup of the {result.database} database ({result.cases} case(s)) written to "
         f"{result.directory}; secrets sealed to {org_code}'s recovery key {result.key_id}."
@@ -365,6 +369,10 @@ def restore_command(backup_dir: str, key_file: str, replace: bool) -> None:
         )
     except SpeakupError as exc:
         _fail(exc.message)
+    from speakup.audit.services import record
+
+    record("database.restored", actor_kind="system", detail=f"backup={result.backup_id}")
+    db.session.commit()
     written = ", ".join(result.secrets_written) or "none (the same ones were there)"
     click.echo(
         f"restored the {result.database} database ({result.cases} case(s)); secrets written "

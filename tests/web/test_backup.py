@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from speakup import create_app
 from speakup.accounts.models import Role
+from speakup.audit.models import AuditEvent
 from speakup.backup import BUNDLE, MANIFEST, make_backup
 from speakup.cases.models import Case
 from speakup.db import utcnow
@@ -155,6 +157,13 @@ def test_restore_drill(app: Flask, world: dict[str, Any], tmp_path: Path) -> Non
             page = staff.get(f"/staff/cases/{reference}")
             assert page.status_code == 200
             assert words in page.get_data(as_text=True)
+        # the audit chain is intact and says the database was restored, from which backup
+        audit = restored.test_cli_runner().invoke(args=["audit", "verify"])
+        assert audit.exit_code == 0 and "audit chain intact" in audit.output
+        restored_events = db.session.scalars(
+            select(AuditEvent.detail).where(AuditEvent.action == "database.restored")
+        ).all()
+        assert restored_events == [f"backup={manifest['backup_id']}"]
         # and the statistics inbox opens under the restored inbox key
         facts = restored.test_cli_runner().invoke(args=["jobs", "facts", "--flush"])
         assert facts.exit_code == 0, facts.output
