@@ -9,6 +9,7 @@ without them.
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,33 @@ def load_settings(app: Flask, overrides: dict[str, Any] | None = None) -> None:
             app.config[key] = secret
     if overrides:
         app.config.update(overrides)
+    if restoring_from_cli():
+        app.config["RESTORE_MODE"] = True
     validate(app.config)
+
+
+#: flask's own options that take a value (everything else starting with "-" is a flag)
+_FLASK_VALUE_OPTIONS = {"--app", "-A", "--env-file", "-e"}
+
+
+def restoring_from_cli(argv: list[str] | None = None) -> bool:
+    """True when this process is ``flask … restore``: the one command allowed to start
+    without its secrets, because bringing them back is what it is for."""
+    argv = sys.argv if argv is None else argv
+    if not argv:
+        return False
+    program = argv[0].replace("\\", "/")
+    if Path(program).name != "flask" and not program.endswith("flask/__main__.py"):
+        return False
+    skip = False
+    for arg in argv[1:]:
+        if skip:
+            skip = False
+        elif arg in _FLASK_VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg == "restore"
+    return False
 
 
 def validate(config: dict[str, Any]) -> None:
@@ -125,6 +152,8 @@ def validate(config: dict[str, Any]) -> None:
     missing = []
     for env_name, (key, file_name, min_len) in SECRETS.items():
         value = config.get(key)
+        if not value and config.get("RESTORE_MODE"):
+            continue  # `flask restore` brings them back from the backup
         if not value or len(value) < min_len:
             missing.append(f"{key} (env {env_name} or instance/{file_name}, ≥{min_len} bytes)")
     if missing:
