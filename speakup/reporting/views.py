@@ -20,6 +20,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import StaleDataError
 
 from speakup.accounts.models import Role, User
 from speakup.accounts.sessions import (
@@ -414,12 +415,23 @@ def detriment() -> ResponseReturnValue:
     case_, secrets_ = current
     form = DetrimentForm()
     if form.validate_on_submit():
-        report_detriment(
-            case_,
-            secrets_.private_key,
-            form.text.data,
-            policy_for(case_.organisation, current_app.config),
-        )
-        db.session.commit()
+        for attempt in range(3):
+            try:
+                report_detriment(
+                    case_,
+                    secrets_.private_key,
+                    form.text.data,
+                    policy_for(case_.organisation, current_app.config),
+                )
+                db.session.commit()
+                break
+            except StaleDataError:
+                # Reopening a finished case is a state change; if a guardian changed the
+                # case at the same moment, do it again on the case as it now is, so her
+                # report is never lost (a reporter has no "case changed" page to act on).
+                db.session.rollback()
+                if attempt == 2:
+                    raise
+                case_ = db.session.get_one(Case, case_.id)
         return redirect(url_for("reporting.case", _anchor="messages"))
     return _render_case(case_, secrets_, detriment_form=form, status=400)
