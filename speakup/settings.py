@@ -25,6 +25,7 @@ SECRETS: dict[str, tuple[str, str, int]] = {
     "SPEAKUP_RECEIPT_PEPPER": ("RECEIPT_PEPPER", "receipt_pepper", 32),
     "SPEAKUP_RATELIMIT_SALT": ("RATELIMIT_SALT", "ratelimit_salt", 32),
     "SPEAKUP_STATS_INBOX_KEY": ("STATS_INBOX_KEY", "stats_inbox_key", 32),
+    "SPEAKUP_AUDIT_KEY": ("AUDIT_KEY", "audit_key", 32),
 }
 
 
