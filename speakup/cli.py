@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn, TextIO
 
 import click
 from flask import Flask, current_app
@@ -19,7 +20,7 @@ user_cli = AppGroup("user", help="Staff accounts.")
 audit_cli = AppGroup("audit", help="The hash-chained audit log.")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)
 
@@ -195,18 +196,45 @@ def user_create(
 
 
 @audit_cli.command("verify")
-def audit_verify() -> None:
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.File("r"),
+    help="A file of lines printed by `audit checkpoint`; each must still be in the chain.",
+)
+def audit_verify(checkpoint_file: TextIO | None) -> None:
     """Verify the whole hash chain; exit 1 and name the first broken event if any."""
-    from speakup.audit.services import verify_chain
+    from speakup.audit.services import missing_checkpoints, parse_checkpoints, verify_chain
 
     report = verify_chain()
-    if report.ok:
-        click.echo(f"audit chain intact: {report.events} events")
-    else:
+    if not report.ok:
         _fail(
             f"audit chain broken at event #{report.first_broken_seq} "
             f"(after {report.events} good events)"
         )
+    click.echo(f"audit chain intact: {report.events} events")
+    if checkpoint_file is not None:
+        try:
+            checkpoints = parse_checkpoints(checkpoint_file)
+        except ValueError as exc:
+            _fail(f"checkpoint file: {exc}")
+        missing = missing_checkpoints(checkpoints)
+        if missing:
+            _fail(
+                "audit chain does not contain checkpoint "
+                + ", ".join(f"#{c.seq}" for c in missing)
+                + ": history up to it was rewritten or cut"
+            )
+        click.echo(f"all {len(checkpoints)} checkpoints found in the chain")
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Print the chain's head (position and hash) to ship off this host, e.g. appended to a
+    file a database writer cannot change; `audit verify --checkpoint FILE` checks it."""
+    from speakup.audit.services import current_checkpoint
+
+    click.echo(current_checkpoint().line())
 
 
 def register_cli(app: Flask) -> None:

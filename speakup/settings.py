@@ -26,6 +26,7 @@ SECRETS: dict[str, tuple[str, str, int]] = {
     "SPEAKUP_RECEIPT_PEPPER": ("RECEIPT_PEPPER", "receipt_pepper", 32),
     "SPEAKUP_RATELIMIT_SALT": ("RATELIMIT_SALT", "ratelimit_salt", 32),
     "SPEAKUP_STATS_INBOX_KEY": ("STATS_INBOX_KEY", "stats_inbox_key", 32),
+    "SPEAKUP_AUDIT_KEY": ("AUDIT_KEY", "audit_key", 32),
 }
 
 
@@ -109,6 +110,12 @@ def load_settings(app: Flask, overrides: dict[str, Any] | None = None) -> None:
         app.config["SESSION_COOKIE_SECURE"] = False
         app.config["AUTH_DEMO_MODE"] = True
     app.config.update(_mail_from_environment())
+    hops = os.environ.get("SPEAKUP_PROXY_HOPS")
+    if hops:
+        try:
+            app.config["WEB_PROXY_HOPS"] = int(hops)
+        except ValueError:
+            raise ConfigurationError("SPEAKUP_PROXY_HOPS must be a whole number") from None
     storage = os.environ.get("SPEAKUP_RATELIMIT_STORAGE_URI")
     if storage:
         app.config["RATELIMIT_STORAGE_URI"] = storage
@@ -162,6 +169,9 @@ def validate(config: dict[str, Any]) -> None:
             + "; ".join(missing)
             + ". For development run `python -m speakup.dev_secrets` (make run does)."
         )
+    hops = config.get("WEB_PROXY_HOPS", 0)
+    if not isinstance(hops, int) or isinstance(hops, bool) or not 0 <= hops <= 5:
+        raise ConfigurationError("WEB_PROXY_HOPS (SPEAKUP_PROXY_HOPS) must be 0 to 5")
     if not config.get("TESTING") and config.get("ARGON2_MEMORY_KIB", 0) < 19 * 1024:
         raise ConfigurationError("ARGON2_MEMORY_KIB below 19 MiB is allowed only in tests")
 
