@@ -28,7 +28,7 @@ import shutil
 import sqlite3
 import subprocess  # nosec B404
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,8 @@ class RestoreResult:
     cases: int
     secrets_written: list[str]
     backup_id: str
+    #: the restored secrets by config key, for this process only (never printed)
+    values: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
 
 # Helpers ---------------------------------------------------------------------------------
@@ -461,4 +463,5 @@ def restore_backup(
             f"{manifest.get('cases')}; the secrets were not written."
         )
     written = write_secrets(instance, values)
-    return RestoreResult(kind, cases, written, str(manifest.get("backup_id")))
+    values_by_key = {key: values[key] for key, _file, _min in SECRETS.values()}
+    return RestoreResult(kind, cases, written, str(manifest.get("backup_id")), values_by_key)

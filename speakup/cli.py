@@ -399,6 +399,8 @@ def restore_command(backup_dir: str, key_file: str, replace: bool) -> None:
         _fail(exc.message)
     from speakup.audit.services import record
 
+    # This process started without secrets: the audit chain needs the restored key.
+    current_app.config.update(result.values)
     record("database.restored", actor_kind="system", detail=f"backup={result.backup_id}")
     db.session.commit()
     written = ", ".join(result.secrets_written) or "none (the same ones were there)"
