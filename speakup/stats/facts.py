@@ -154,7 +154,7 @@ def move_inbox(config: Mapping[str, Any], *, min_batch: int, flush: bool = False
         facts.append(Fact(id=secrets.token_hex(16), **data))
         opened.append(row.id)
     if not facts or (len(facts) < min_batch and not flush):
-        db.session.rollback()
+        # Nothing to move: leave the caller's transaction exactly as it was.
         return ShuffleResult(0, unopened)
     secrets.SystemRandom().shuffle(facts)
     db.session.execute(delete(FactInbox).where(FactInbox.id.in_(opened)))
