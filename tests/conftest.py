@@ -17,7 +17,7 @@ import pyotp
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from jinja2.bccache import BytecodeCache, Bucket
+from jinja2.bccache import Bucket, BytecodeCache
 from sqlalchemy import event, func, make_url, select, text
 
 from speakup import create_app
