@@ -193,11 +193,14 @@ def make_app(
 
 
 def fresh_sqlite_database(app: Flask, template: Path | None) -> None:
-    """Give the app the schema: a copy of the template where its file does not exist yet
-    (a second app of the same test keeps the first one's database)."""
+    """Give the app the schema: a copy of the template where its file is missing or empty
+    (the app may have created it empty, and private, before SQLite opens it); a second app
+    of the same test keeps the first one's database."""
     path = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).database
-    if template is not None and path and not Path(path).exists():
-        shutil.copyfile(template, path)
+    file = Path(path) if path and path != ":memory:" else None
+    if template is not None and file is not None and (not file.exists() or not file.stat().st_size):
+        db.engine.dispose()  # no connection may have the file open while it is replaced
+        shutil.copyfile(template, file)  # into the existing file: its mode is kept
     else:
         db.create_all()
 
