@@ -59,11 +59,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     configure_engines(app)
 
     from speakup.accounts.sessions import init_staff_sessions
+    from speakup.dates import init_date_filters
     from speakup.errors import register_error_handlers
     from speakup.security import init_security
 
     init_staff_sessions(app)
     init_security(app)
+    init_date_filters(app)
     register_error_handlers(app)
 
     from speakup.accounts.views import bp as accounts_bp

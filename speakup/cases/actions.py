@@ -38,7 +38,7 @@ from speakup.cases.models import Case, Status
 from speakup.cases.policy import policy_for
 from speakup.cases.triage import Triage, record_triage
 from speakup.cases.views import bp, private_key, render_case
-from speakup.cases.workflow import Actor, change_status, check_version
+from speakup.cases.workflow import DONE_MESSAGES, Actor, change_status, check_version
 from speakup.errors import ConflictError, NotFoundError, SpeakupError, ValidationError
 from speakup.extensions import db
 
@@ -104,7 +104,7 @@ def change_state(reference: str) -> ResponseReturnValue:
             message=form.message.data,
         )
 
-    return _act(reference, action, f"The case is now {target.value.replace('_', ' ')}.")
+    return _act(reference, action, DONE_MESSAGES.get(target, "Done."))
 
 
 @bp.route("/<reference>/triage", methods=["POST"])
