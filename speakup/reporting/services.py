@@ -23,7 +23,15 @@ from speakup.cases.content import (
 )
 from speakup.cases.custody import ReaderInfo, open_case_key, route_readers
 from speakup.cases.deadlines import acknowledgement_deadlines
-from speakup.cases.models import Case, DisclosureMode, Exclusion, KeyType, Route, Status
+from speakup.cases.models import (
+    DETRIMENT_AUTHOR,
+    Case,
+    DisclosureMode,
+    Exclusion,
+    KeyType,
+    Route,
+    Status,
+)
 from speakup.cases.policy import SlaPolicy
 from speakup.cases.workflow import (
     FINISHED,
@@ -412,7 +420,7 @@ def read_speak_up_again(case: Case, private_key: PrivateKey) -> dict[str, str] |
 def report_detriment(case: Case, private_key: PrivateKey, text: str, policy: SlaPolicy) -> None:
     """A detriment check-in reply: added to the thread, and a finished case is reopened."""
     dek, _ = reporter_keys(case, private_key)
-    add_message(case, dek, author_kind="reporter", body="Detriment check-in: " + text.strip())
+    add_message(case, dek, author_kind=DETRIMENT_AUTHOR, body="Detriment check-in: " + text.strip())
     record("case.detriment_reported", actor_kind="reporter", case_id=case.id)
     if not case.counted_detriment:
         # The statistic is cases in which detriment was reported: a reporter who tells us
