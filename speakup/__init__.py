@@ -70,7 +70,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     from speakup.accounts.views import bp as accounts_bp
     from speakup.admin.views import bp as admin_bp
-    from speakup.cases import actions  # noqa: F401  (adds the action routes to the blueprint)
+    from speakup.cases import (
+        actions,  # noqa: F401  (adds the action routes to the blueprint)
+        confirm,  # noqa: F401  (their confirmation pages)
+    )
     from speakup.cases.views import bp as cases_bp
     from speakup.health import bp as health_bp
     from speakup.health import check_dependencies_at_startup

@@ -269,14 +269,19 @@ def change_status(
     return case
 
 
+def _plain(text: str) -> str:
+    """Words only: spacing collapsed, trailing punctuation and spaces dropped."""
+    return " ".join(text.split()).rstrip(" .:;,-–")
+
+
 def check_feedback(message: str | None) -> None:
     """Feedback must say something: not empty, and not the template's opening words alone
     (a guardian pressing "Give feedback" without editing it would send a half sentence)."""
-    written = (message or "").strip()
-    template = MESSAGE_TEMPLATES[Status.FEEDBACK_GIVEN].strip()
+    written = _plain(message or "")
+    template = _plain(MESSAGE_TEMPLATES[Status.FEEDBACK_GIVEN])
     if not written:
         raise ValidationError("Write the feedback to the reporter.")
-    if written == template or not written.removeprefix(template).strip(" .:;-"):
+    if not _plain(written.removeprefix(template)):
         raise ValidationError(
             "Your feedback is only the opening words of the template. Write what has "
             "happened as a result of the concern before giving feedback."
