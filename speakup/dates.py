@@ -21,13 +21,15 @@ def uk_time(value: datetime) -> datetime:
     return value.astimezone(UK)
 
 
-def uk_date(value: datetime | date | None) -> str:
-    """``14 November 2026`` (the UK date of a moment), or "" for none."""
+def uk_date(value: datetime | date | None, weekday: bool = False) -> str:
+    """``14 November 2026`` (the UK date of a moment; with ``weekday``, ``Saturday 14
+    November 2026``), or "" for none."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         value = uk_time(value)
-    return f"{value.day} {value:%B %Y}"
+    day = f"{value:%A} " if weekday else ""
+    return f"{day}{value.day} {value:%B %Y}"
 
 
 def uk_datetime(value: datetime | None) -> str:

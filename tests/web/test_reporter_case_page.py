@@ -38,6 +38,7 @@ def test_uk_dates_and_times():
     winter = datetime(2026, 11, 14, 9, 5, tzinfo=UTC)  # GMT: the same clock time
     assert uk_datetime(summer) == "2 July 2026, 00:30"
     assert uk_date(summer) == "2 July 2026"
+    assert uk_date(summer, weekday=True) == "Thursday 2 July 2026"
     assert uk_datetime(winter) == "14 November 2026, 09:05"
     assert uk_datetime(None) == "" and uk_date(None) == ""
     assert month_year("2026-11") == "November 2026"
