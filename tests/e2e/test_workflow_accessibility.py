@@ -209,8 +209,11 @@ def _case_closed(page: Page, site: Site, prep: Prepared) -> None:
     _case_page(page, prep.closed.reference)
     expect_status(page, "closed")
     expect(summary_value(page, "Detriment check-ins")).to_be_visible()
-    # Her answer is sealed to her alone: the guardian sees only that she answered.
-    expect(summary_value(page, "Would speak up again?")).to_contain_text("The reporter answered.")
+    # Sealed to the reporter alone: the guardian sees only that she answered.
+    expect(summary_value(page, "Would speak up again?")).to_have_text(
+        "The reporter answered. Their answer is counted in the statistics only: it is sealed "
+        "so that nobody but the reporter can read it beside their case."
+    )
     open_all_details(page)
     expect(page.get_by_role("button", name="Reopen", exact=True)).to_be_visible()
 
