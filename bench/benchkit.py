@@ -41,6 +41,7 @@ def app_config(database_url: str, instance: Path, **extra: Any) -> dict[str, Any
         "RECEIPT_PEPPER": secrets.token_bytes(32),
         "RATELIMIT_SALT": secrets.token_bytes(32),
         "STATS_INBOX_KEY": secrets.token_bytes(32),
+        "AUDIT_KEY": secrets.token_bytes(32),
         "RATELIMIT_ENABLED": False,
         "WTF_CSRF_ENABLED": False,
         "SESSION_COOKIE_SECURE": False,

@@ -44,8 +44,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     from speakup import models  # noqa: F401  (registers every table)
     from speakup.extensions import csrf, db, limiter, login_manager, migrate
-    from speakup.ratelimit import init_rate_limit_fallback
+    from speakup.ratelimit import init_proxy_hops, init_rate_limit_fallback
 
+    init_proxy_hops(app)
     init_rate_limit_fallback(app)
 
     db.init_app(app)

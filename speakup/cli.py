@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn, TextIO
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from speakup.accounts.models import Role
 from speakup.errors import SpeakupError
@@ -19,7 +20,7 @@ user_cli = AppGroup("user", help="Staff accounts.")
 audit_cli = AppGroup("audit", help="The hash-chained audit log.")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)
 
@@ -195,18 +196,45 @@ def user_create(
 
 
 @audit_cli.command("verify")
-def audit_verify() -> None:
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.File("r"),
+    help="A file of lines printed by `audit checkpoint`; each must still be in the chain.",
+)
+def audit_verify(checkpoint_file: TextIO | None) -> None:
     """Verify the whole hash chain; exit 1 and name the first broken event if any."""
-    from speakup.audit.services import verify_chain
+    from speakup.audit.services import missing_checkpoints, parse_checkpoints, verify_chain
 
     report = verify_chain()
-    if report.ok:
-        click.echo(f"audit chain intact: {report.events} events")
-    else:
+    if not report.ok:
         _fail(
             f"audit chain broken at event #{report.first_broken_seq} "
             f"(after {report.events} good events)"
         )
+    click.echo(f"audit chain intact: {report.events} events")
+    if checkpoint_file is not None:
+        try:
+            checkpoints = parse_checkpoints(checkpoint_file)
+        except ValueError as exc:
+            _fail(f"checkpoint file: {exc}")
+        missing = missing_checkpoints(checkpoints)
+        if missing:
+            _fail(
+                "audit chain does not contain checkpoint "
+                + ", ".join(f"#{c.seq}" for c in missing)
+                + ": history up to it was rewritten or cut"
+            )
+        click.echo(f"all {len(checkpoints)} checkpoints found in the chain")
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Print the chain's head (position and hash) to ship off this host, e.g. appended to a
+    file a database writer cannot change; `audit verify --checkpoint FILE` checks it."""
+    from speakup.audit.services import current_checkpoint
+
+    click.echo(current_checkpoint().line())
 
 
 def register_cli(app: Flask) -> None:
@@ -222,6 +250,8 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(recovery_cli)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(stats_cli)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
 
 
 @user_cli.command("reset")
@@ -289,3 +319,93 @@ def recovery_restore(org_code: str, key_file: str, email: str | None) -> None:
         _fail(exc.message)
     db.session.commit()
     click.echo(f"restored {count} case key(s) for {org_code}")
+
+
+@click.command("backup")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="New (or empty) directory for this backup",
+)
+@click.option(
+    "--to",
+    "org_code",
+    required=True,
+    help="Organisation whose recovery public key the secrets are sealed to",
+)
+@with_appcontext
+def backup_command(out_dir: str, org_code: str) -> None:
+    """Back up the database (SQLite online backup or pg_dump) and, sealed to an
+    organisation's recovery key, the secrets it needs; plus a manifest with nothing secret."""
+    from speakup.backup import make_backup
+    from speakup.organisations.services import find_organisation
+
+    try:
+        org = find_organisation(org_code)
+        result = make_backup(db.engine, current_app.config, Path(out_dir), org)
+    except FileExistsError as exc:
+        _fail(f"{exc.filename} already exists; give each backup a new directory.")
+    except SpeakupError as exc:
+        _fail(exc.message)
+    from speakup.audit.services import record
+
+    record("database.backed_up", actor_kind="system", detail=f"backup={result.backup_id}")
+    db.session.commit()
+    click.echo(
+        f"backup of the {result.database} database ({result.cases} case(s)) written to "
+        f"{result.directory}; secrets sealed to {org_code}'s recovery key {result.key_id}."
+    )
+    click.echo("Keep the custodian's key file apart from the backup: the two together restore.")
+
+
+@click.command("restore")
+@click.option(
+    "--from",
+    "backup_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="A directory written by `flask backup`",
+)
+@click.option(
+    "--key-file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The custodian's offline recovery key file the backup was sealed to",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Overwrite a non-empty database and different secrets in the instance folder",
+)
+@with_appcontext
+def restore_command(backup_dir: str, key_file: str, replace: bool) -> None:
+    """Restore a backup into the configured database and the instance folder. Checks first
+    that the key opens the secrets and that they match the dump; changes nothing otherwise.
+    Stop the app and the scheduled jobs on every host first."""
+    from speakup.backup import restore_backup
+
+    db.session.remove()
+    try:
+        result = restore_backup(
+            db.engine,
+            Path(current_app.instance_path),
+            Path(backup_dir),
+            Path(key_file),
+            replace=replace,
+        )
+    except SpeakupError as exc:
+        _fail(exc.message)
+    from speakup.audit.services import record
+
+    # This process started without secrets: the audit chain needs the restored key.
+    current_app.config.update(result.values)
+    record("database.restored", actor_kind="system", detail=f"backup={result.backup_id}")
+    db.session.commit()
+    written = ", ".join(result.secrets_written) or "none (the same ones were there)"
+    click.echo(
+        f"restored the {result.database} database ({result.cases} case(s)); secrets written "
+        f"to {current_app.instance_path}: {written}."
+    )
+    click.echo("Start the app and the scheduled jobs again.")

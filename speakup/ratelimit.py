@@ -12,17 +12,97 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Flask, current_app, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+
+def salted_key(*parts: bytes) -> str:
+    """A salted, daily-rotating, truncated token for ``parts``: all the limiter ever keeps."""
+    salt: bytes = current_app.config["RATELIMIT_SALT"]
+    day = datetime.now(UTC).strftime("%Y-%m-%d").encode()
+    return hmac.new(salt, b"|".join((day, *parts)), hashlib.sha256).hexdigest()[:24]
 
 
 def rate_limit_key() -> str:
     """Salted, daily-rotating, truncated token for the requesting client."""
-    salt: bytes = current_app.config["RATELIMIT_SALT"]
-    day = datetime.now(UTC).strftime("%Y-%m-%d").encode()
     address = (request.remote_addr or "").encode()  # privacy: hashed at once, never kept
-    return hmac.new(salt, day + b"|" + address, hashlib.sha256).hexdigest()[:24]
+    return salted_key(b"address", address)
+
+
+# Trusted proxies --------------------------------------------------------------------------
+
+
+def init_proxy_hops(app: Flask) -> None:
+    """Believe the last ``WEB_PROXY_HOPS`` X-Forwarded-For/-Proto entries (0: none).
+
+    Behind the TLS proxy of the deployment notes every request comes from 127.0.0.1, so
+    without this all reporters of the region share one allowance. Set it to the number of
+    proxies in front of gunicorn that set those headers, and to no more: a client can put
+    any X-Forwarded-For it likes, and only the entries the trusted proxies added count.
+    """
+    hops = int(app.config.get("WEB_PROXY_HOPS", 0))
+    if hops < 0:
+        raise ValueError("WEB_PROXY_HOPS must be 0 or more")
+    if hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops
+        )
+
+
+# Form tokens ------------------------------------------------------------------------------
+#
+# A shared address (a hospital's Wi-Fi, a mobile network) is shared by honest reporters
+# and by whoever floods it, so the limit that matters for Send is per form: each report
+# form carries a token issued and signed here, good for a few tries. A flood replaying one
+# form, or forging tokens, spends only its own allowance; the per-address limits stay as a
+# coarse outer guard with generous numbers.
+
+_FORM_PURPOSE = b"speakup-form-token"
+
+
+def _form_signature(nonce: str) -> str:
+    key: bytes = current_app.config["SECRET_KEY"]
+    if isinstance(key, str):
+        key = key.encode()
+    mac = hmac.new(key, _FORM_PURPOSE + b"|" + nonce.encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+def issue_form_token() -> str:
+    """A fresh form token: a random nonce and its signature."""
+    nonce = secrets.token_urlsafe(18)
+    return f"{nonce}.{_form_signature(nonce)}"
+
+
+def form_token_is_ours(token: str) -> bool:
+    """Whether this server issued ``token`` (any other string is forged or stale)."""
+    nonce, _, signature = token.partition(".")
+    if not nonce or len(token) > 200:
+        return False
+    return hmac.compare_digest(signature, _form_signature(nonce))
+
+
+def form_token_key(field: str) -> Callable[[], str]:
+    """A limiter key per form token in ``field``. Tokens not issued here all share one
+    key per address, so forging fresh tokens buys nothing."""
+
+    def key() -> str:
+        token = request.form.get(field, "")
+        if form_token_is_ours(token):
+            return salted_key(b"form", token.encode())
+        return salted_key(b"unsigned-form", (request.remote_addr or "").encode())
+
+    return key
+
+
+def not_refused(response: object) -> bool:
+    """Count a request against a coarse limit unless a limit refused it: the requests a
+    per-form limit turned away do not use up the allowance of everyone at that address."""
+    return getattr(response, "status_code", 0) != 429
 
 
 # Redis down -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ without them.
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ SECRETS: dict[str, tuple[str, str, int]] = {
     "SPEAKUP_RECEIPT_PEPPER": ("RECEIPT_PEPPER", "receipt_pepper", 32),
     "SPEAKUP_RATELIMIT_SALT": ("RATELIMIT_SALT", "ratelimit_salt", 32),
     "SPEAKUP_STATS_INBOX_KEY": ("STATS_INBOX_KEY", "stats_inbox_key", 32),
+    "SPEAKUP_AUDIT_KEY": ("AUDIT_KEY", "audit_key", 32),
 }
 
 
@@ -108,6 +110,12 @@ def load_settings(app: Flask, overrides: dict[str, Any] | None = None) -> None:
         app.config["SESSION_COOKIE_SECURE"] = False
         app.config["AUTH_DEMO_MODE"] = True
     app.config.update(_mail_from_environment())
+    hops = os.environ.get("SPEAKUP_PROXY_HOPS")
+    if hops:
+        try:
+            app.config["WEB_PROXY_HOPS"] = int(hops)
+        except ValueError:
+            raise ConfigurationError("SPEAKUP_PROXY_HOPS must be a whole number") from None
     storage = os.environ.get("SPEAKUP_RATELIMIT_STORAGE_URI")
     if storage:
         app.config["RATELIMIT_STORAGE_URI"] = storage
@@ -117,7 +125,33 @@ def load_settings(app: Flask, overrides: dict[str, Any] | None = None) -> None:
             app.config[key] = secret
     if overrides:
         app.config.update(overrides)
+    if restoring_from_cli():
+        app.config["RESTORE_MODE"] = True
     validate(app.config)
+
+
+#: flask's own options that take a value (everything else starting with "-" is a flag)
+_FLASK_VALUE_OPTIONS = {"--app", "-A", "--env-file", "-e"}
+
+
+def restoring_from_cli(argv: list[str] | None = None) -> bool:
+    """True when this process is ``flask … restore``: the one command allowed to start
+    without its secrets, because bringing them back is what it is for."""
+    argv = sys.argv if argv is None else argv
+    if not argv:
+        return False
+    program = argv[0].replace("\\", "/")
+    if Path(program).name != "flask" and not program.endswith("flask/__main__.py"):
+        return False
+    skip = False
+    for arg in argv[1:]:
+        if skip:
+            skip = False
+        elif arg in _FLASK_VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg == "restore"
+    return False
 
 
 def validate(config: dict[str, Any]) -> None:
@@ -125,6 +159,8 @@ def validate(config: dict[str, Any]) -> None:
     missing = []
     for env_name, (key, file_name, min_len) in SECRETS.items():
         value = config.get(key)
+        if not value and config.get("RESTORE_MODE"):
+            continue  # `flask restore` brings them back from the backup
         if not value or len(value) < min_len:
             missing.append(f"{key} (env {env_name} or instance/{file_name}, ≥{min_len} bytes)")
     if missing:
@@ -133,6 +169,9 @@ def validate(config: dict[str, Any]) -> None:
             + "; ".join(missing)
             + ". For development run `python -m speakup.dev_secrets` (make run does)."
         )
+    hops = config.get("WEB_PROXY_HOPS", 0)
+    if not isinstance(hops, int) or isinstance(hops, bool) or not 0 <= hops <= 5:
+        raise ConfigurationError("WEB_PROXY_HOPS (SPEAKUP_PROXY_HOPS) must be 0 to 5")
     if not config.get("TESTING") and config.get("ARGON2_MEMORY_KIB", 0) < 19 * 1024:
         raise ConfigurationError("ARGON2_MEMORY_KIB below 19 MiB is allowed only in tests")
 

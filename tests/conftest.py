@@ -53,6 +53,7 @@ def test_config(tmp_path: Path, **extra: Any) -> dict[str, Any]:
         "RECEIPT_PEPPER": secrets.token_bytes(32),
         "RATELIMIT_SALT": secrets.token_bytes(32),
         "STATS_INBOX_KEY": secrets.token_bytes(32),
+        "AUDIT_KEY": secrets.token_bytes(32),
         "ARGON2_TIME_COST": TEST_ARGON2.time_cost,
         "ARGON2_MEMORY_KIB": TEST_ARGON2.memory_kib,
         "ARGON2_PARALLELISM": TEST_ARGON2.parallelism,

@@ -1,12 +1,25 @@
-"""Appending to and verifying the hash-chained audit log."""
+"""Appending to and verifying the hash-chained audit log.
+
+Each event's hash is an HMAC-SHA256, under the audit key (``SPEAKUP_AUDIT_KEY`` or
+``instance/audit_key``, kept outside the database like the other secrets), of the previous
+hash and the event's content. Someone who can write to the database but does not hold the
+key cannot rewrite the chain consistently (issue 10, finding 7). Someone who holds the key as
+well (the application server itself) is caught by checkpoints: ``flask audit checkpoint``
+prints the head, the operator ships it off the host, and ``flask audit verify --checkpoint
+FILE`` checks the chain still contains every head written there.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask import current_app
 from sqlalchemy import select, update
 
 from speakup.audit.models import AuditEvent, AuditHead
@@ -30,7 +43,10 @@ def _digest(prev_hash: bytes, event: AuditEvent) -> bytes:
         ],
         separators=(",", ":"),
     ).encode()
-    return hashlib.sha256(prev_hash + body).digest()
+    key: bytes | str = current_app.config["AUDIT_KEY"]
+    if isinstance(key, str):
+        key = key.encode()
+    return hmac.new(key, prev_hash + body, hashlib.sha256).digest()
 
 
 def _locked_head() -> AuditHead:
@@ -131,3 +147,53 @@ def verify_chain(batch_size: int = 1000) -> ChainReport:
         # events were deleted from the end of the chain
         return ChainReport(count, count + 1)
     return ChainReport(count, None)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A head of the chain as it stood once: its position and hash."""
+
+    seq: int
+    hash: bytes
+
+    def line(self) -> str:
+        return f"audit-checkpoint {self.seq} {self.hash.hex()}"
+
+
+_CHECKPOINT_LINE = re.compile(r"^audit-checkpoint (\d{1,18}) ([0-9a-f]{64})$")
+
+
+def current_checkpoint() -> Checkpoint:
+    """The chain's head now (seq 0 and the genesis hash when nothing was recorded)."""
+    head = db.session.get(AuditHead, _HEAD_ID)
+    if head is None:
+        return Checkpoint(0, GENESIS)
+    return Checkpoint(head.last_seq, head.last_hash)
+
+
+def parse_checkpoints(lines: Iterable[str]) -> list[Checkpoint]:
+    """Checkpoint lines as ``current_checkpoint().line()`` wrote them; blank lines and
+    ``#`` comments are skipped, anything else is refused."""
+    found = []
+    for number, raw in enumerate(lines, start=1):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        match = _CHECKPOINT_LINE.match(text)
+        if match is None:
+            raise ValueError(f"line {number} is not an audit checkpoint")
+        found.append(Checkpoint(int(match.group(1)), bytes.fromhex(match.group(2))))
+    return found
+
+
+def missing_checkpoints(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
+    """The checkpoints the chain no longer contains: the event at that position is gone or
+    has another hash, so history up to it was rewritten or cut."""
+    missing = []
+    for checkpoint in checkpoints:
+        if checkpoint.seq == 0:
+            continue
+        stored = db.session.scalar(select(AuditEvent.hash).where(AuditEvent.seq == checkpoint.seq))
+        if stored is None or not hmac.compare_digest(stored, checkpoint.hash):
+            missing.append(checkpoint)
+    return missing

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from speakup.cases.models import Attachment, Case, Message
 from speakup.crypto import decrypt_field, encrypt_field
@@ -112,8 +113,36 @@ def add_message(
     )
     for upload in uploads or []:
         store_attachment(case, dek, upload, message)
-    case.last_update_at = utcnow()
+    write_unversioned(case, {"last_update_at": utcnow()})
     return message
+
+
+def write_unversioned(case: Case, values: dict[str, Any], *where: ColumnElement[bool]) -> bool:
+    """Write clock columns (or a one-way flag) of ``case`` with one UPDATE that neither
+    checks nor moves its optimistic-lock version; returns whether the row matched ``where``.
+
+    Appending to the thread is not a state change, so it must not collide with another
+    append (issue 10, finding 4: the reporter and two guardians writing at once lost
+    messages to ``StaleDataError``). This is safe for the clock columns and one-way flags
+    only: each clock value is "now" or derived from it, so of two concurrent writers the
+    later one is right, and a flag that only turns on cannot be undone by a race; a value
+    that depends on the case's state is guarded by ``where``, which the database
+    evaluates against the row as committed (PostgreSQL re-checks it after waiting for a
+    concurrent writer's row lock; SQLite has one writer at a time). State changes still
+    go through the ORM and the version check, and they set these clocks themselves.
+    """
+    result = db.session.execute(
+        update(Case)
+        .where(Case.id == case.id, *where)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    for key, value in values.items():
+        # the loaded object now agrees with the row, without a pending change to flush
+        set_committed_value(case, key, value)
+    return True
 
 
 def _attachment_view(dek: bytes, attachment: Attachment) -> AttachmentView:

@@ -281,6 +281,7 @@ def assignable_guardians(case: Case) -> list[User]:
                 User.organisation_id == case.organisation_id,
                 User.role.in_([Role.GUARDIAN.value, Role.LEAD_GUARDIAN.value]),
                 User.disabled.is_(False),
+                User.enrolment_pending.is_(False),
             )
             .order_by(User.display_name)
         )
@@ -295,7 +296,11 @@ def pool_guardians(case: Case) -> list[User]:
         user
         for user in db.session.scalars(
             select(User)
-            .where(User.in_pool.is_(True), User.disabled.is_(False))
+            .where(
+                User.in_pool.is_(True),
+                User.disabled.is_(False),
+                User.enrolment_pending.is_(False),
+            )
             .options(selectinload(User.organisation))
             .order_by(User.display_name)
         )

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from speakup.accounts.models import User
 from speakup.audit.services import record
-from speakup.cases.content import add_message
+from speakup.cases.content import add_message, write_unversioned
 from speakup.cases.custody import open_case_key
 from speakup.cases.models import Case, KeyType, Status
 from speakup.cases.policy import SlaPolicy, checkin_dates, days_from, purge_date
@@ -220,17 +220,31 @@ def _count_closure(case: Case, target: Status, now: datetime) -> None:
 
 def note_update_to_reporter(case: Case, policy: SlaPolicy, now: datetime) -> None:
     """A guardian message restarts the 4-weekly update clock (unless the case is finished)
-    and, after closure, counts as the due detriment check-in."""
-    case.last_update_at = now
-    if Status(case.status) not in FINISHED:
-        case.next_update_by = days_from(now, policy.update_days)
-    elif (
-        case.closed_at is not None
+    and, after closure, counts as the due detriment check-in.
+
+    The clocks are written without the version check (:func:`write_unversioned`), so replies
+    sent at the same moment as other messages all succeed; each write is conditional on
+    the state it was computed for, as the row stands when the database applies it."""
+    write_unversioned(case, {"last_update_at": now})
+    write_unversioned(
+        case,
+        {"next_update_by": days_from(now, policy.update_days)},
+        Case.status.not_in([str(s) for s in FINISHED]),
+    )
+    if (
+        Status(case.status) in FINISHED
+        and case.closed_at is not None
         and case.next_checkin_at is not None
         and case.next_checkin_at <= now
     ):
         later = [d for d in checkin_dates(case.closed_at, policy) if d > now]
-        case.next_checkin_at = later[0] if later else None
+        write_unversioned(
+            case,
+            {"next_checkin_at": later[0] if later else None},
+            Case.status.in_([str(s) for s in FINISHED]),
+            Case.closed_at == case.closed_at,
+            Case.next_checkin_at <= now,
+        )
 
 
 def change_status(

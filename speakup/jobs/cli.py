@@ -70,22 +70,32 @@ def housekeeping() -> None:
 @click.option("--flush", is_flag=True, help="Move every waiting fact even below the batch size")
 def facts(flush: bool) -> None:
     """Move sealed inbox facts into the fact table in one shuffled batch with random keys."""
-    from speakup.stats.facts import inbox_size, shuffle_inbox
+    from speakup.stats.facts import inbox_size, move_inbox
 
     with lease("facts") as mine:
         if not mine:
             click.echo("facts: another host is running it; nothing to do")
             return
         waiting = inbox_size()
-        moved = shuffle_inbox(
+        result = move_inbox(
             current_app.config,
             min_batch=int(current_app.config["STATS_FACTS_MIN_BATCH"]),
             flush=flush,
         )
-    if moved:
-        click.echo(f"facts: moved {moved} fact(s) in one shuffled batch")
+    if result.moved:
+        click.echo(f"facts: moved {result.moved} fact(s) in one shuffled batch")
     else:
-        click.echo(f"facts: {waiting} waiting, below the batch size; nothing moved")
+        opens = waiting - result.unopened
+        click.echo(f"facts: {opens} waiting, below the batch size; nothing moved")
+    if result.unopened:
+        click.echo(
+            f"facts: {result.unopened} inbox fact(s) did not open with this installation's "
+            "STATS_INBOX_KEY and were left in the inbox: the secrets do not match the "
+            "database (restored without its own secrets? see docs/OPERATIONS.md, "
+            "Backup and restore)",
+            err=True,
+        )
+        sys.exit(1)
 
 
 @jobs_cli.command("release")

@@ -20,6 +20,7 @@ from speakup.cases.content import (
     read_attachment,
     read_case_content,
     store_attachment,
+    write_unversioned,
 )
 from speakup.cases.custody import ReaderInfo, open_case_key, route_readers
 from speakup.cases.deadlines import acknowledgement_deadlines
@@ -422,10 +423,13 @@ def report_detriment(case: Case, private_key: PrivateKey, text: str, policy: Sla
     dek, _ = reporter_keys(case, private_key)
     add_message(case, dek, author_kind=DETRIMENT_AUTHOR, body="Detriment check-in: " + text.strip())
     record("case.detriment_reported", actor_kind="reporter", case_id=case.id)
-    if not case.counted_detriment:
-        # The statistic is cases in which detriment was reported: a reporter who tells us
-        # again at a later check-in is still one case (the thread keeps every report).
-        case.counted_detriment = True
+    # The statistic is cases in which detriment was reported: a reporter who tells us
+    # again at a later check-in is still one case (the thread keeps every report). The
+    # flag only ever goes one way, so it is set without the version check, and only the
+    # request whose UPDATE turned it on counts the case.
+    if not case.counted_detriment and write_unversioned(
+        case, {"counted_detriment": True}, Case.counted_detriment.is_(False)
+    ):
         emit_fact("detriment", case.organisation, utcnow(), route=case.route)
     if Status(case.status) in FINISHED:
         reporter_reopen(case, policy)

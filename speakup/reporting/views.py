@@ -6,7 +6,7 @@ agent; the only derivative is the rate-limit key in speakup.ratelimit.
 
 from __future__ import annotations
 
-import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,11 +15,13 @@ from flask import (
     current_app,
     redirect,
     render_template,
+    request,
     url_for,
 )
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import StaleDataError
 
 from speakup.accounts.models import Role, User
 from speakup.accounts.sessions import (
@@ -37,6 +39,13 @@ from speakup.db import utcnow
 from speakup.errors import SpeakupError, ValidationError
 from speakup.extensions import db, limiter
 from speakup.organisations.models import System
+from speakup.ratelimit import (
+    form_token_key,
+    issue_form_token,
+    not_refused,
+    rate_limit_key,
+    salted_key,
+)
 from speakup.reporting.attachments import AttachmentError
 from speakup.reporting.forms import (
     ConsentForm,
@@ -159,13 +168,21 @@ def _report_input(form: ReportForm) -> ReportInput:
 
 @bp.route("/report", methods=["GET", "POST"])
 @public_endpoint
-@limiter.limit(lambda: current_app.config["RATELIMIT_REPORT_SUBMIT"], methods=["POST"])
+@limiter.limit(
+    lambda: current_app.config["RATELIMIT_REPORT_SUBMIT"], methods=["POST"], deduct_when=not_refused
+)
+@limiter.limit(
+    lambda: current_app.config["RATELIMIT_REPORT_FORM_TOKEN"],
+    methods=["POST"],
+    key_func=form_token_key("submission_token"),
+    scope="report-form-token",
+)
 def new_report() -> ResponseReturnValue:
     """The report form; on success, the receipt — rendered only after the commit."""
     form = ReportForm()
     extra = _fill_report_choices(form)
     if not form.submission_token.data:
-        form.submission_token.data = secrets.token_urlsafe(24)
+        form.submission_token.data = issue_form_token()
     form_error: str | None = None
     if form.validate_on_submit():
         try:
@@ -236,6 +253,48 @@ def follow_up() -> ResponseReturnValue:
     return render_template("reporter/follow_up.html", form=form, error=error), status
 
 
+def _reporter_case_key() -> str:
+    """Limiter key for the reporter's case (whoever signs in to it), else her address."""
+    loaded = load_session(REPORTER)
+    if loaded is None or loaded[0].case_id is None:
+        return rate_limit_key()
+    return salted_key(b"case", str(loaded[0].case_id).encode())
+
+
+def _files_sent() -> int:
+    return sum(1 for f in request.files.getlist("attachments") if f.filename)
+
+
+#: Messages and detriment reports: per case, and coarse per address.
+_reporter_writes = [
+    limiter.shared_limit(
+        lambda: current_app.config["RATELIMIT_REPORTER_MESSAGE"],
+        scope="reporter-message",
+        key_func=_reporter_case_key,
+        methods=["POST"],
+    ),
+    limiter.shared_limit(
+        lambda: current_app.config["RATELIMIT_REPORTER_ATTACHMENTS"],
+        scope="reporter-attachments",
+        key_func=_reporter_case_key,
+        methods=["POST"],
+        cost=_files_sent,
+    ),
+    limiter.shared_limit(
+        lambda: current_app.config["RATELIMIT_REPORTER_MESSAGE_ADDRESS"],
+        scope="reporter-message-address",
+        methods=["POST"],
+        deduct_when=not_refused,
+    ),
+]
+
+
+def _limit_reporter_writes(view: Callable[[], ResponseReturnValue]) -> Any:
+    for limit in reversed(_reporter_writes):
+        view = limit(view)
+    return view
+
+
 def _reporter_case() -> tuple[Case, SessionSecrets] | None:
     loaded = load_session(REPORTER)
     if loaded is None or loaded[0].case_id is None:
@@ -298,6 +357,7 @@ def case() -> ResponseReturnValue:
 
 @bp.route("/follow-up/case/messages", methods=["POST"])
 @public_endpoint
+@_limit_reporter_writes
 def send_message() -> ResponseReturnValue:
     """The reporter writes to their guardian."""
     current = _reporter_case()
@@ -433,6 +493,7 @@ def speak_up_again() -> ResponseReturnValue:
 
 @bp.route("/follow-up/case/detriment", methods=["POST"])
 @public_endpoint
+@_limit_reporter_writes
 def detriment() -> ResponseReturnValue:
     """Tell the guardian something happened after speaking up (reopens a closed case)."""
     current = _reporter_case()
@@ -441,12 +502,23 @@ def detriment() -> ResponseReturnValue:
     case_, secrets_ = current
     form = DetrimentForm()
     if form.validate_on_submit():
-        report_detriment(
-            case_,
-            secrets_.private_key,
-            form.text.data,
-            policy_for(case_.organisation, current_app.config),
-        )
-        db.session.commit()
+        for attempt in range(3):
+            try:
+                report_detriment(
+                    case_,
+                    secrets_.private_key,
+                    form.text.data,
+                    policy_for(case_.organisation, current_app.config),
+                )
+                db.session.commit()
+                break
+            except StaleDataError:
+                # Reopening a finished case is a state change; if a guardian changed the
+                # case at the same moment, do it again on the case as it now is, so her
+                # report is never lost (a reporter has no "case changed" page to act on).
+                db.session.rollback()
+                if attempt == 2:
+                    raise
+                case_ = db.session.get_one(Case, case_.id)
         return redirect(url_for("reporting.case", _anchor="messages"))
     return _render_case(case_, secrets_, detriment_form=form, status=400)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -23,7 +24,7 @@ from flask import current_app
 from sqlalchemy import delete, func, select
 
 from speakup.cases.categories import NATIONAL_ELEMENTS, RACE_EQUALITY_CODES
-from speakup.crypto import PrivateKey, PublicKey, open_sealed, seal
+from speakup.crypto import DecryptionError, PrivateKey, PublicKey, open_sealed, seal
 from speakup.extensions import db
 from speakup.organisations.models import Organisation
 from speakup.stats.models import Fact, FactInbox
@@ -123,24 +124,48 @@ def inbox_size() -> int:
     return db.session.scalar(select(func.count()).select_from(FactInbox)) or 0
 
 
-def shuffle_inbox(config: Mapping[str, Any], *, min_batch: int, flush: bool = False) -> int:
+@dataclass(frozen=True)
+class ShuffleResult:
+    """What one run of the shuffle did: facts moved, and inbox rows it could not open
+    (sealed to another inbox key: secrets that do not match the data), left in place."""
+
+    moved: int
+    unopened: int
+
+
+def move_inbox(config: Mapping[str, Any], *, min_batch: int, flush: bool = False) -> ShuffleResult:
     """Move inbox facts to the fact table in one shuffled batch with fresh random keys.
 
-    Waits (returns 0) until at least ``min_batch`` facts are waiting, unless ``flush``: a
-    batch of one would let its fact be matched to the one event that happened."""
+    Waits (moves nothing) until at least ``min_batch`` facts that open are waiting, unless
+    ``flush``: a batch of one would let its fact be matched to the one event that happened.
+    A row that does not open with this installation's inbox key is skipped, counted and
+    kept (never deleted): restoring the right secrets makes it readable again."""
     rows = db.session.scalars(select(FactInbox)).all()
-    if not rows or (len(rows) < min_batch and not flush):
-        return 0
     private = stats_private_key(bytes(config["STATS_INBOX_KEY"]))
     facts = []
+    opened = []
+    unopened = 0
     for row in rows:
-        data = json.loads(open_sealed(private, row.sealed, purpose=PURPOSE, case_id=0))
+        try:
+            data = json.loads(open_sealed(private, row.sealed, purpose=PURPOSE, case_id=0))
+        except (DecryptionError, ValueError):
+            unopened += 1
+            continue
         facts.append(Fact(id=secrets.token_hex(16), **data))
+        opened.append(row.id)
+    if not facts or (len(facts) < min_batch and not flush):
+        db.session.rollback()
+        return ShuffleResult(0, unopened)
     secrets.SystemRandom().shuffle(facts)
-    db.session.execute(delete(FactInbox).where(FactInbox.id.in_([r.id for r in rows])))
+    db.session.execute(delete(FactInbox).where(FactInbox.id.in_(opened)))
     db.session.add_all(facts)
     db.session.commit()
-    return len(facts)
+    return ShuffleResult(len(facts), unopened)
+
+
+def shuffle_inbox(config: Mapping[str, Any], *, min_batch: int, flush: bool = False) -> int:
+    """:func:`move_inbox`, returning only how many facts moved."""
+    return move_inbox(config, min_batch=min_batch, flush=flush).moved
 
 
 def fact_digest(fact: Fact) -> str:

@@ -53,8 +53,9 @@ def _count(field: dict[str, Any], organisation_id: int, period: str) -> int:
             Fact.period == period,
             Fact.organisation_id == organisation_id,
             # Concerns sent to the regional pool or panel exist to avoid the trust: its
-            # return counts only those its own guardians received.
-            Fact.route == "organisation",
+            # return counts only those its own guardians received. (Facts written before
+            # answers and detriment carried their route have none, and still count.)
+            or_(Fact.route.is_(None), Fact.route == "organisation"),
         )
     )
     for column, wanted in field.get("where", {}).items():

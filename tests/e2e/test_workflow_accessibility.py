@@ -75,6 +75,7 @@ def prepared(shared_site: Site, browser: Browser) -> Prepared:
     add_staff(app, "former@example.test", "Fern Former", Role.GUARDIAN)
     disable_account(app, "former@example.test")
     add_staff(app, "locked@example.test", "Lee Locked", Role.GUARDIAN)
+    add_staff(app, "reset@example.test", "Rhea Reset", Role.GUARDIAN)
     lock_account(app, "locked@example.test")
     guardian = site.guardian
     now = utcnow()
@@ -315,9 +316,41 @@ def _admin_users(page: Page, site: Site, prep: Prepared) -> None:
     page.goto("/staff/admin/users")
     expect_heading(page, "Staff accounts")
     open_all_details(page)
-    expect(page.get_by_label("Temporary password for Gita Guardian")).to_be_visible()
+    expect(page.get_by_role("link", name="Reset Gita Guardian’s account")).to_be_visible()
     expect(page.get_by_role("row", name=re.compile("^Fern Former"))).to_contain_text("Disabled")
     expect(page.get_by_role("row", name=re.compile("^Lee Locked"))).to_contain_text("Locked")
+
+
+@screen("admin-reset-confirm", "admin")
+def _admin_reset_confirm(page: Page, site: Site, prep: Prepared) -> None:
+    page.goto("/staff/admin/users")
+    page.get_by_role("link", name="Reset Gita Guardian’s account").click()
+    expect_heading(page, "Reset Gita Guardian’s account?")
+    expect(page.get_by_role("button", name="Reset Gita Guardian’s account")).to_be_visible()
+
+
+@screen("admin-reset-done", "admin")
+def _admin_reset_done(page: Page, site: Site, prep: Prepared) -> None:
+    page.goto("/staff/admin/users")
+    page.get_by_role("link", name="Reset Rhea Reset’s account").click()
+    settle(page)
+    page.get_by_role("button", name="Reset Rhea Reset’s account").click()
+    expect_heading(page, "Rhea Reset’s account was reset")
+    expect(page.get_by_text(re.compile(r"^([0-9A-Z]{4}-){4}[0-9A-Z]{4}$"))).to_be_visible()
+
+
+@screen("staff-enrol", None)
+def _staff_enrol(page: Page, site: Site, prep: Prepared) -> None:
+    page.goto("/staff/enrol")
+    expect_heading(page, "Set up your account again")
+
+
+@screen("staff-enrol-errors", None)
+def _staff_enrol_errors(page: Page, site: Site, prep: Prepared) -> None:
+    page.goto("/staff/enrol")
+    settle(page)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator(".nhsuk-error-summary").get_by_role("link")).to_have_count(4)
 
 
 @screen("admin-audit-log", "admin")

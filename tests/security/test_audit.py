@@ -3,9 +3,12 @@ hash-chained log that records who, what, which case and when — and never conte
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete, func, select, text, update
 
 from speakup.accounts.models import Role
-from speakup.audit.models import AuditEvent
+from speakup.audit.models import AuditEvent, AuditHead
 from speakup.audit.services import verify_chain
 from speakup.cases.models import Attachment, DisclosureMode
 from speakup.extensions import db
@@ -194,3 +197,92 @@ def test_deleting_a_middle_event_is_detected(app: Flask, audited: Audited) -> No
     db.session.execute(text("DELETE FROM audit_event WHERE seq = :s"), {"s": seq})
     db.session.commit()
     _assert_broken_at(app, {seq, seq + 1})
+
+
+# --- a keyed, anchored chain (issue 10, finding 7) ------------------------------------------
+
+
+def _plain_sha256(prev_hash: bytes, event: AuditEvent) -> bytes:
+    """The chain's old, unkeyed hash: anyone who can write to the database can compute it."""
+    body = json.dumps(
+        [
+            event.seq,
+            event.created_at.isoformat(),
+            event.actor_kind,
+            event.actor_user_id,
+            event.action,
+            event.case_id,
+            event.detail,
+        ],
+        separators=(",", ":"),
+    ).encode()
+    return hashlib.sha256(prev_hash + body).digest()
+
+
+def _rewrite_from(seq: int, digest: Callable[[bytes, AuditEvent], bytes]) -> None:
+    """A database writer's forgery: change one event's detail, then recompute every hash
+    from there on with ``digest`` and move the head, so every link is consistent."""
+    events = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.seq >= seq).order_by(AuditEvent.seq)
+    ).all()
+    prev = events[0].prev_hash
+    events[0].detail = "nothing happened"
+    for event in events:
+        event.prev_hash = prev
+        event.hash = digest(prev, event)
+        prev = event.hash
+    head = db.session.get_one(AuditHead, 1)
+    head.last_hash = prev
+    db.session.commit()
+
+
+def test_a_rewrite_with_recomputed_plain_hashes_is_detected(app: Flask, audited: Audited) -> None:
+    seq = _middle_open_seq()
+    _rewrite_from(seq, _plain_sha256)
+    _assert_broken_at(app, {seq})
+
+
+def test_the_key_comes_from_outside_the_database(app: Flask, audited: Audited) -> None:
+    """The same chain verified under another key is broken from its first event."""
+    assert verify_chain().ok
+    app.config["AUDIT_KEY"] = bytes(32)
+    report = verify_chain()
+    assert not report.ok and report.first_broken_seq == 1
+
+
+def test_a_checkpoint_shipped_off_host_catches_a_rewrite_by_a_key_holder(
+    app: Flask, audited: Audited, tmp_path: Path
+) -> None:
+    runner = app.test_cli_runner()
+    printed = runner.invoke(args=["audit", "checkpoint"])
+    assert printed.exit_code == 0, printed.output
+    head = db.session.get_one(AuditHead, 1)
+    assert printed.output.strip() == f"audit-checkpoint {head.last_seq} {head.last_hash.hex()}"
+    shipped = tmp_path / "checkpoints.txt"
+    shipped.write_text("# shipped nightly\n" + printed.output)
+
+    verified = runner.invoke(args=["audit", "verify", "--checkpoint", str(shipped)])
+    assert verified.exit_code == 0, verified.output
+    assert "all 1 checkpoints found" in verified.output
+
+    # Someone holding the audit key too (the server itself) rewrites history consistently:
+    # the chain alone verifies, the checkpoint does not.
+    from speakup.audit.services import _digest
+
+    _rewrite_from(_middle_open_seq(), _digest)
+    db.session.expire_all()
+    assert verify_chain().ok
+    caught = runner.invoke(args=["audit", "verify", "--checkpoint", str(shipped)])
+    db.session.rollback()
+    assert caught.exit_code == 1
+    assert f"does not contain checkpoint #{head.last_seq}" in caught.output
+
+
+def test_a_malformed_checkpoint_file_is_refused(
+    app: Flask, audited: Audited, tmp_path: Path
+) -> None:
+    bad = tmp_path / "checkpoints.txt"
+    bad.write_text("audit-checkpoint twelve deadbeef\n")
+    result = app.test_cli_runner().invoke(args=["audit", "verify", "--checkpoint", str(bad)])
+    assert result.exit_code == 1
+    assert "line 1 is not an audit checkpoint" in result.output

@@ -70,7 +70,7 @@ from tests.security.support import (
     sqlite_files,
 )
 
-SECRET_NAMES = ("SECRET_KEY", "RECEIPT_PEPPER", "RATELIMIT_SALT", "STATS_INBOX_KEY")
+SECRET_NAMES = ("SECRET_KEY", "RECEIPT_PEPPER", "RATELIMIT_SALT", "STATS_INBOX_KEY", "AUDIT_KEY")
 
 
 @dataclass

@@ -188,14 +188,17 @@ def test_every_event_writes_one_sealed_coarse_fact_to_the_inbox(
     record_speak_up_again(case, reporter_key, "maybe", "Changed my mind.")
     db.session.commit()
     answers = [p for p in inbox_payloads(app) if p["kind"] == "speak_up_again"]
-    assert answers == [{"kind": "speak_up_again", **where, "answer": "yes"}]
+    # The route lets a trust's national return leave out pool and panel concerns.
+    assert answers == [
+        {"kind": "speak_up_again", **where, "answer": "yes", "route": "organisation"}
+    ]
 
     policy = policy_for(org, app.config)
     report_detriment(case, reporter_key, "I was taken off the rota.", policy)
     db.session.commit()
     assert case.status == Status.REOPENED
     detriment = [p for p in inbox_payloads(app) if p["kind"] == "detriment"]
-    assert detriment == [{"kind": "detriment", **where}]
+    assert detriment == [{"kind": "detriment", **where, "route": "organisation"}]
 
     # The reopened case is worked and closed again: still one closure, one triage; and a
     # second detriment report at a later check-in is still one case with detriment.
