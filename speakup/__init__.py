@@ -60,16 +60,21 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     configure_engines(app)
 
     from speakup.accounts.sessions import init_staff_sessions
+    from speakup.dates import init_date_filters
     from speakup.errors import register_error_handlers
     from speakup.security import init_security
 
     init_staff_sessions(app)
     init_security(app)
+    init_date_filters(app)
     register_error_handlers(app)
 
     from speakup.accounts.views import bp as accounts_bp
     from speakup.admin.views import bp as admin_bp
-    from speakup.cases import actions  # noqa: F401  (adds the action routes to the blueprint)
+    from speakup.cases import (
+        actions,  # noqa: F401  (adds the action routes to the blueprint)
+        confirm,  # noqa: F401  (their confirmation pages)
+    )
     from speakup.cases.views import bp as cases_bp
     from speakup.health import bp as health_bp
     from speakup.health import check_dependencies_at_startup

@@ -8,6 +8,7 @@ case's new state and a clear message (409), never a silent overwrite.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import current_app, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
@@ -38,7 +39,7 @@ from speakup.cases.models import Case, Status
 from speakup.cases.policy import policy_for
 from speakup.cases.triage import Triage, record_triage
 from speakup.cases.views import bp, private_key, render_case
-from speakup.cases.workflow import Actor, change_status, check_version
+from speakup.cases.workflow import DONE_MESSAGES, Actor, change_status, check_version
 from speakup.errors import ConflictError, NotFoundError, SpeakupError, ValidationError
 from speakup.extensions import db
 
@@ -58,9 +59,15 @@ def _user(user_id: str | None) -> User:
 
 
 def _act(
-    reference: str, action: Callable[[Case, Actor], object], done: str, *, then: str | None = None
+    reference: str,
+    action: Callable[[Case, Actor], object],
+    done: str,
+    *,
+    then: str | None = None,
+    typed: tuple[str, str] | None = None,
 ) -> ResponseReturnValue:
-    """Run one action at the request boundary: commit, or roll back and explain."""
+    """Run one action at the request boundary: commit, or roll back and explain. Words the
+    actor typed (``typed``) are shown again on failure: a conflict never loses them."""
     actor = Actor(current_user, private_key())
     case = _case(reference)
     try:
@@ -68,18 +75,21 @@ def _act(
         db.session.commit()
     except (ConflictError, StaleDataError):
         db.session.rollback()
-        return render_case(reference, error=ConflictError.public_message, status=409)
+        message = ConflictError.public_message
+        if typed and typed[1].strip():
+            message += " What you wrote is kept below: check it and send it again."
+        return render_case(reference, error=message, status=409, typed=typed)
     except NotFoundError:
         db.session.rollback()
         raise
     except SpeakupError as exc:
         db.session.rollback()
-        return render_case(reference, error=exc.message, status=exc.status_code)
+        return render_case(reference, error=exc.message, status=exc.status_code, typed=typed)
     flash(done)
     return redirect(then or url_for("cases.show", reference=reference))
 
 
-def _invalid(reference: str, **forms: object) -> ResponseReturnValue:
+def _invalid(reference: str, **forms: Any) -> ResponseReturnValue:
     return render_case(reference, error="Check the form and try again.", status=400, **forms)
 
 
@@ -88,7 +98,7 @@ def change_state(reference: str) -> ResponseReturnValue:
     """Move the case along the workflow (with an optional message to the reporter)."""
     form = StatusForm()
     if not form.validate_on_submit():
-        return _invalid(reference)
+        return _invalid(reference, typed=(form.target.data or "", form.message.data or ""))
     try:
         target = Status(form.target.data)
     except ValueError:
@@ -104,7 +114,12 @@ def change_state(reference: str) -> ResponseReturnValue:
             message=form.message.data,
         )
 
-    return _act(reference, action, f"The case is now {target.value.replace('_', ' ')}.")
+    return _act(
+        reference,
+        action,
+        DONE_MESSAGES.get(target, "Done."),
+        typed=(target.value, form.message.data or ""),
+    )
 
 
 @bp.route("/<reference>/triage", methods=["POST"])

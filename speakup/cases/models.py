@@ -194,6 +194,14 @@ class Exclusion(db.Model):  # type: ignore[name-defined,misc]
     user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"))
 
 
+#: message authors (Message.author_kind); a detriment report is the reporter's too, marked so
+#: the inbox can flag it from metadata alone
+REPORTER_AUTHOR = "reporter"
+DETRIMENT_AUTHOR = "detriment"
+GUARDIAN_AUTHOR = "guardian"
+REPORTER_AUTHORS = (REPORTER_AUTHOR, DETRIMENT_AUTHOR)
+
+
 class Message(db.Model):  # type: ignore[name-defined,misc]
     """One message in a case thread, encrypted under the DEK."""
 
@@ -201,7 +209,7 @@ class Message(db.Model):  # type: ignore[name-defined,misc]
     case_id: Mapped[int] = mapped_column(
         ForeignKey("concern_case.id", ondelete="CASCADE"), index=True
     )
-    #: "reporter" or "guardian"
+    #: "reporter", "detriment" (a reporter's detriment report), "guardian" or "service"
     author_kind: Mapped[str] = mapped_column(String(16))
     author_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

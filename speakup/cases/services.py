@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy import case as sql_case
 from sqlalchemy.orm import selectinload
 
@@ -26,6 +26,7 @@ from speakup.cases.custody import (
     pending_readers,
     reader_ids,
 )
+from speakup.cases.inbox_flags import FLAG_FILTERS, CaseFlags, flag_filter, flags_for
 from speakup.cases.models import Case, CaseKey, Exclusion, KeyType, RecipientKind, Route, Status
 from speakup.cases.policy import policy_for
 from speakup.cases.triage import Triage, read_triage
@@ -42,6 +43,7 @@ INBOX_FILTERS = {
     "overdue": "Overdue",
     "due_soon": "Due soon",
     "checkin": "Detriment check-in due",
+    **FLAG_FILTERS,
 }
 INBOX_SORTS = {
     "received": "Newest first",
@@ -61,6 +63,8 @@ class InboxPage:
     total: int
     filter: str = "all"
     sort: str = "received"
+    #: case id → what changed (reporter wrote, detriment reported), from metadata only
+    flags: dict[int, CaseFlags] = field(default_factory=dict)
 
 
 def _next_deadline():  # type: ignore[no-untyped-def]
@@ -124,8 +128,10 @@ def list_inbox(
     now = now or utcnow()
     filter_name = filter_name if filter_name in INBOX_FILTERS else "all"
     sort = sort if sort in INBOX_SORTS else "received"
-    conditions = [Case.id.in_(_sealed_to(user))]
-    extra = deadline_filter(filter_name, now, due_soon_days)
+    conditions: list[ColumnElement[bool]] = [Case.id.in_(_sealed_to(user))]
+    extra = flag_filter(filter_name)
+    if extra is None:
+        extra = deadline_filter(filter_name, now, due_soon_days)
     if extra is not None:
         conditions.append(extra)
     total = db.session.scalar(select(func.count(Case.id)).where(*conditions)) or 0
@@ -148,7 +154,9 @@ def list_inbox(
         .limit(page_size)
         .offset((page - 1) * page_size)
     ).all()
-    return InboxPage(list(cases), page, pages, total, filter_name, sort)
+    return InboxPage(
+        list(cases), page, pages, total, filter_name, sort, flags_for([c.id for c in cases])
+    )
 
 
 def get_case_for_reader(

@@ -95,9 +95,18 @@ def overview() -> ResponseReturnValue:
 
 
 def render_case(
-    reference: str, *, error: str | None = None, status: int = 200, **forms: Any
+    reference: str,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    typed: tuple[str, str] | None = None,
+    **forms: Any,
 ) -> ResponseReturnValue:
-    """The case page with every form it offers (``forms`` override ones that failed)."""
+    """The case page with every form it offers (``forms`` override ones that failed).
+
+    ``typed`` is (target state, the words the guardian wrote) from a status change that
+    failed — a conflict or a refused move — so her words come back instead of the template.
+    """
     view = open_case(reference, current_user, private_key())
     db.session.commit()  # the audit event for this open
     case = view.case
@@ -105,11 +114,12 @@ def render_case(
     targets = sorted(allowed_targets(case.status), key=lambda s: list(ACTION_LABELS).index(s))
     status_forms = []
     for target in targets:
+        kept = typed is not None and typed[0] == target.value
         form = StatusForm(
             formdata=None,
             target=target.value,
             version=version,
-            message=MESSAGE_TEMPLATES.get(target, ""),
+            message=typed[1] if typed is not None and kept else MESSAGE_TEMPLATES.get(target, ""),
         )
         status_forms.append((target, form))
     triage = view.triage
@@ -149,8 +159,9 @@ def render_case(
             view=view,
             case=case,
             content=view.content,
-            form=forms.get("reply_form") or ReplyForm(),
+            form=forms.get("reply_form") or _reply_form(typed, targets),
             status_forms=status_forms,
+            typed=typed,
             action_labels=ACTION_LABELS,
             triage_form=triage_form,
             assign_form=assign_form,
@@ -169,6 +180,14 @@ def render_case(
         ),
         status,
     )
+
+
+def _reply_form(typed: tuple[str, str] | None, targets: list[Status]) -> ReplyForm:
+    """The reply box; it takes the typed words of a move no longer offered, so they are
+    never lost (she can send them as a message or copy them)."""
+    if typed and typed[1].strip() and typed[0] not in {t.value for t in targets}:
+        return ReplyForm(formdata=None, body=typed[1])
+    return ReplyForm()
 
 
 @bp.route("/<reference>")

@@ -87,6 +87,55 @@ MESSAGE_TEMPLATES: dict[Status, str] = {
 }
 
 
+#: each state as the end of "The case …", for sentences (never the raw state name)
+STATE_SENTENCES: dict[Status, str] = {
+    Status.RECEIVED: "is waiting to be acknowledged",
+    Status.ACKNOWLEDGED: "has been acknowledged",
+    Status.ASSESSING: "is being assessed",
+    Status.IN_PROGRESS: "is in progress",
+    Status.ESCALATED: "has been escalated to the regional panel",
+    Status.REFERRED: "has been referred",
+    Status.SIGNPOSTED: "has been signposted",
+    Status.FEEDBACK_GIVEN: "has had feedback",
+    Status.CLOSED: "is closed",
+    Status.WITHDRAWN: "has been withdrawn",
+    Status.REOPENED: "has been reopened",
+}
+
+#: what the actor is told once a move is done
+DONE_MESSAGES: dict[Status, str] = {
+    Status.ACKNOWLEDGED: "The case was acknowledged.",
+    Status.ASSESSING: "You started assessing the case.",
+    Status.IN_PROGRESS: "The case is in progress.",
+    Status.ESCALATED: "The case was escalated to the regional panel.",
+    Status.REFERRED: "The case was referred.",
+    Status.SIGNPOSTED: "The reporter was signposted.",
+    Status.FEEDBACK_GIVEN: "Feedback was given.",
+    Status.CLOSED: "The case was closed.",
+    Status.WITHDRAWN: "The case was withdrawn.",
+    Status.REOPENED: "The case was reopened.",
+}
+
+#: the message the reporter gets when she withdraws (her guardians read it in the thread)
+WITHDRAWN_MESSAGE = (
+    "This concern was withdrawn by the person who raised it. Its guardians will take no "
+    "further action on it. Messages can still be sent here."
+)
+
+
+def illegal_move_message(current: Status, target: Status) -> str:
+    """Why a move is refused, in words (the states as sentences, the moves as buttons)."""
+    order = list(ACTION_LABELS)
+    allowed = sorted(allowed_targets(current), key=order.index)
+    nexts = ", ".join(f"“{ACTION_LABELS[s]}”" for s in allowed) or "nothing"
+    label = ACTION_LABELS.get(target)
+    move = f"“{label}”" if label else "that"
+    return (
+        f"The case {STATE_SENTENCES[current]}, so {move} is not possible now. "
+        f"What can be done next: {nexts}."
+    )
+
+
 class IllegalTransitionError(ValidationError):
     """A move the workflow table does not allow."""
 
@@ -122,11 +171,7 @@ def check_transition(case: Case, target: Status) -> None:
     """Raise a clear error if the table does not allow this move."""
     current = Status(case.status)
     if target not in allowed_targets(current):
-        allowed = ", ".join(sorted(s.value for s in allowed_targets(current))) or "none"
-        raise IllegalTransitionError(
-            f"A case that is {current.value.replace('_', ' ')} cannot become "
-            f"{target.value.replace('_', ' ')} (allowed next: {allowed})."
-        )
+        raise IllegalTransitionError(illegal_move_message(current, target))
 
 
 def apply_clocks(case: Case, target: Status, policy: SlaPolicy, now: datetime) -> None:
@@ -217,8 +262,8 @@ def change_status(
     if target == Status.ESCALATED:
         raise IllegalTransitionError("Use escalation to the regional panel to escalate a case.")
     check_transition(case, target)
-    if target == Status.FEEDBACK_GIVEN and not (message or "").strip():
-        raise ValidationError("Write the feedback to the reporter.")
+    if target == Status.FEEDBACK_GIVEN:
+        check_feedback(message)
     previous = case.status
     now = utcnow()
     case.status = str(target)
@@ -236,6 +281,40 @@ def change_status(
         detail=f"{previous}->{target.value}",
     )
     return case
+
+
+def _plain(text: str) -> str:
+    """Words only: spacing collapsed, trailing punctuation and spaces dropped."""
+    return " ".join(text.split()).rstrip(" .:;,-–")
+
+
+def check_feedback(message: str | None) -> None:
+    """Feedback must say something: not empty, and not the template's opening words alone
+    (a guardian pressing "Give feedback" without editing it would send a half sentence)."""
+    written = _plain(message or "")
+    template = _plain(MESSAGE_TEMPLATES[Status.FEEDBACK_GIVEN])
+    if not written:
+        raise ValidationError("Write the feedback to the reporter.")
+    if not _plain(written.removeprefix(template)):
+        raise ValidationError(
+            "Your feedback is only the opening words of the template. Write what has "
+            "happened as a result of the concern before giving feedback."
+        )
+
+
+def reporter_withdraw(case: Case, policy: SlaPolicy) -> None:
+    """The reporter withdraws her concern (same transition table as a guardian's moves).
+    The closure fact counts it once, with outcome "withdrawn" and nothing else of hers."""
+    check_transition(case, Status.WITHDRAWN)
+    previous = case.status
+    case.status = str(Status.WITHDRAWN)
+    apply_clocks(case, Status.WITHDRAWN, policy, utcnow())
+    record(
+        "case.status_changed",
+        actor_kind="reporter",
+        case_id=case.id,
+        detail=f"{previous}->withdrawn",
+    )
 
 
 def reporter_reopen(case: Case, policy: SlaPolicy) -> None:

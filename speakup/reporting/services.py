@@ -24,9 +24,23 @@ from speakup.cases.content import (
 )
 from speakup.cases.custody import ReaderInfo, open_case_key, route_readers
 from speakup.cases.deadlines import acknowledgement_deadlines
-from speakup.cases.models import Case, DisclosureMode, Exclusion, KeyType, Route, Status
+from speakup.cases.models import (
+    DETRIMENT_AUTHOR,
+    Case,
+    DisclosureMode,
+    Exclusion,
+    KeyType,
+    Route,
+    Status,
+)
 from speakup.cases.policy import SlaPolicy
-from speakup.cases.workflow import FINISHED, reporter_reopen
+from speakup.cases.workflow import (
+    FINISHED,
+    WITHDRAWN_MESSAGE,
+    allowed_targets,
+    reporter_reopen,
+    reporter_withdraw,
+)
 from speakup.crypto import (
     Argon2Params,
     DecryptionError,
@@ -407,7 +421,7 @@ def read_speak_up_again(case: Case, private_key: PrivateKey) -> dict[str, str] |
 def report_detriment(case: Case, private_key: PrivateKey, text: str, policy: SlaPolicy) -> None:
     """A detriment check-in reply: added to the thread, and a finished case is reopened."""
     dek, _ = reporter_keys(case, private_key)
-    add_message(case, dek, author_kind="reporter", body="Detriment check-in: " + text.strip())
+    add_message(case, dek, author_kind=DETRIMENT_AUTHOR, body="Detriment check-in: " + text.strip())
     record("case.detriment_reported", actor_kind="reporter", case_id=case.id)
     # The statistic is cases in which detriment was reported: a reporter who tells us
     # again at a later check-in is still one case (the thread keeps every report). The
@@ -419,3 +433,23 @@ def report_detriment(case: Case, private_key: PrivateKey, text: str, policy: Sla
         emit_fact("detriment", case.organisation, utcnow(), route=case.route)
     if Status(case.status) in FINISHED:
         reporter_reopen(case, policy)
+
+
+def can_withdraw(case: Case) -> bool:
+    """Whether the workflow lets her withdraw now (not once feedback was given or the
+    case is finished: then there is nothing left to stop)."""
+    return Status.WITHDRAWN in allowed_targets(case.status)
+
+
+def withdraw_concern(case: Case, private_key: PrivateKey, policy: SlaPolicy) -> None:
+    """The reporter withdraws her concern: the case becomes withdrawn through the workflow
+    table, her guardians are told in the thread, and statistics count only that it was
+    withdrawn (the one closure fact, whose outcome says so)."""
+    if not can_withdraw(case):
+        raise ValidationError(
+            "Your concern can no longer be withdrawn: it has had feedback or is already "
+            "finished. You can still send a message to your guardian."
+        )
+    dek, _ = reporter_keys(case, private_key)
+    reporter_withdraw(case, policy)
+    custody.add_service_message(case, dek, WITHDRAWN_MESSAGE)

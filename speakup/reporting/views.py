@@ -61,6 +61,7 @@ from speakup.reporting.forms import (
 from speakup.reporting.services import (
     DuplicateSubmissionError,
     ReportInput,
+    can_withdraw,
     download_own_attachment,
     find_case_by_receipt,
     identity_readers_if_shared,
@@ -72,6 +73,7 @@ from speakup.reporting.services import (
     submit_report,
     unlock_reporter_key,
     update_consents,
+    withdraw_concern,
 )
 from speakup.reporting.uploads import sanitise_uploads
 from speakup.security import public_endpoint
@@ -335,6 +337,7 @@ def _render_case(
             sign_out_form=EmptyForm(),
             race_labels=RACE_EQUALITY_LABELS,
             answer_labels=SPEAK_UP_AGAIN_LABELS,
+            can_withdraw=can_withdraw(case),
             checkin_due=case.next_checkin_at is not None and case.next_checkin_at <= utcnow(),
             error=error,
         ),
@@ -416,6 +419,30 @@ def escalation_consent() -> ResponseReturnValue:
         db.session.commit()
         return redirect(url_for("reporting.case", _anchor="escalation"))
     return _render_case(case_, secrets_, consent_form=form, status=400)
+
+
+@bp.route("/follow-up/case/withdraw", methods=["GET", "POST"])
+@public_endpoint
+def withdraw() -> ResponseReturnValue:
+    """Withdraw her concern: GET says what will happen, POST (the confirmation) does it."""
+    current = _reporter_case()
+    if current is None:
+        return redirect(url_for("reporting.follow_up"))
+    case_, secrets_ = current
+    form = EmptyForm()
+    if not can_withdraw(case_):
+        return redirect(url_for("reporting.case"))
+    if form.validate_on_submit():
+        try:
+            withdraw_concern(
+                case_, secrets_.private_key, policy_for(case_.organisation, current_app.config)
+            )
+        except SpeakupError as exc:
+            db.session.rollback()
+            return _render_case(case_, secrets_, error=exc.message, status=400)
+        db.session.commit()
+        return redirect(url_for("reporting.case"))
+    return render_template("reporter/withdraw.html", case=case_, form=form)
 
 
 @bp.route("/follow-up/case/attachments/<int:attachment_id>")

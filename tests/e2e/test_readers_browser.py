@@ -39,6 +39,7 @@ def test_the_reporter_sees_her_readers_and_is_told_of_a_hand_over(
     guardian.get_by_text("Hand over to a guardian from the regional pool").click()
     guardian.get_by_label("Pool guardian").select_option(label=f"Grace Mensah ({elsewhere.name})")
     guardian.get_by_role("button", name="Hand over").click()
+    guardian.get_by_role("button", name="Yes, hand over").click()
     expect_done(guardian, "The case was handed over.")
 
     # She sees the new reader, who cannot see her name, and a plain message saying so.

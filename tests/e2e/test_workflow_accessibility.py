@@ -231,6 +231,34 @@ def _case_conflict(page: Page, site: Site, prep: Prepared) -> None:
     expect_conflict(page, "received")
 
 
+@screen("confirm-close", "guardian")
+def _confirm_close(page: Page, site: Site, prep: Prepared) -> None:
+    # Confirmation pages change nothing until their button is pressed (issue 9).
+    _case_page(page, prep.feedback.reference)
+    open_all_details(page)
+    page.get_by_role("button", name="Close", exact=True).click()
+    expect_heading(page, "Close this case?")
+    expect(page.get_by_label("Words sent to the reporter")).to_be_visible()
+
+
+@screen("confirm-escalate", "guardian")
+def _confirm_escalate(page: Page, site: Site, prep: Prepared) -> None:
+    _case_page(page, prep.assessing.reference)
+    open_all_details(page)
+    page.get_by_role("button", name="Escalate to the regional panel", exact=True).click()
+    expect_heading(page, "Escalate this case to the regional panel?")
+
+
+@screen("confirm-remove-reader", "guardian")
+def _confirm_remove(page: Page, site: Site, prep: Prepared) -> None:
+    _case_page(page, prep.received.reference)
+    page.get_by_text("Remove someone's access").click()
+    page.get_by_label("Reader to remove").select_option(index=1)
+    page.get_by_role("button", name="Remove access").click()
+    expect_heading(page, re.compile(r"^Remove .* access\?$"))
+    expect(page.get_by_role("button", name="Yes, remove access")).to_be_visible()
+
+
 @screen("case-audit-trail", "guardian")
 def _case_audit(page: Page, site: Site, prep: Prepared) -> None:
     page.goto(f"/staff/cases/{prep.closed.reference}")

@@ -64,7 +64,7 @@ def test_guardian_takes_a_case_to_closure_and_the_reporter_reopens_it(live_site,
     expect(words).to_have_value(MESSAGE_TEMPLATES[Status.ACKNOWLEDGED])
     acknowledgement = unique_text("Thank you, Ama. I have your concern about the rota, ref")
     take_action(guardian, "acknowledged", "Acknowledge", acknowledgement)
-    expect_done(guardian, "The case is now acknowledged")
+    expect_done(guardian, "The case was acknowledged")
     expect_status(guardian, "acknowledged")
     expect(_messages(guardian).get_by_text(acknowledgement)).to_be_visible()
     # Once acknowledged there is nothing more to acknowledge.
@@ -99,18 +99,18 @@ def test_guardian_takes_a_case_to_closure_and_the_reporter_reopens_it(live_site,
 
     # In progress, with nothing sent to the reporter.
     take_action(guardian, "in_progress", "Mark in progress", "")
-    expect_done(guardian, "The case is now in progress")
+    expect_done(guardian, "The case is in progress")
     expect_status(guardian, "in_progress")
 
     # Feedback needs words: the suggested opening is finished by the guardian.
     feedback = unique_text("The rota is now made by the ward team together, ref")
     take_action(guardian, "feedback_given", "Give feedback", feedback)
-    expect_done(guardian, "The case is now feedback given")
+    expect_done(guardian, "Feedback was given")
     expect_status(guardian, "feedback_given")
 
     # Close, sending the suggested closing words; the check-ins over the next year appear.
     take_action(guardian, "closed", "Close")
-    expect_done(guardian, "The case is now closed")
+    expect_done(guardian, "The case was closed")
     expect_status(guardian, "closed")
     expect(summary_value(guardian, "Detriment check-ins")).to_have_text(
         re.compile(r"^(\d{1,2} \w+ \d{4}, ){3}\d{1,2} \w+ \d{4}$")
@@ -163,14 +163,14 @@ def test_reporter_answers_and_reports_detriment_without_javascript(live_site, br
     staff_sign_in(guardian, live_site.guardian)
     guardian.get_by_role("link", name=re.compile(r"^SU-")).click()
     take_action(guardian, "acknowledged", "Acknowledge")
-    expect_done(guardian, "The case is now acknowledged")
+    expect_done(guardian, "The case was acknowledged")
     take_action(guardian, "assessing", "Start assessing", "")
-    expect_done(guardian, "The case is now assessing")
+    expect_done(guardian, "You started assessing the case")
     take_action(guardian, "in_progress", "Mark in progress", "")
-    expect_done(guardian, "The case is now in progress")
+    expect_done(guardian, "The case is in progress")
     feedback = unique_text("Your ward move has been reversed, ref")
     take_action(guardian, "feedback_given", "Give feedback", feedback)
-    expect_done(guardian, "The case is now feedback given")
+    expect_done(guardian, "Feedback was given")
 
     # With feedback given (not yet closed) the reporter is asked, and answers without script.
     follow_up(reporter, receipt)
@@ -213,7 +213,7 @@ def test_reporter_answers_and_reports_detriment_without_javascript(live_site, br
         "Reporter consents; identity may go to the panel"
     )
     take_action(guardian, "closed", "Close")
-    expect_done(guardian, "The case is now closed")
+    expect_done(guardian, "The case was closed")
 
     # After closure: the detriment form, without script, reopens the case.
     reporter.reload()
@@ -255,7 +255,7 @@ def test_two_guardians_acknowledge_at_once_and_exactly_one_wins(live_site, brows
 
     first_words = unique_text("Thank you, I have it, ref")
     take_action(first, "acknowledged", "Acknowledge", first_words)
-    expect_done(first, "The case is now acknowledged")
+    expect_done(first, "The case was acknowledged")
 
     # The second, on the page as it was, presses the same button: refused, told, and shown
     # the case as it is now — the first guardian's words are there, not theirs.
@@ -271,7 +271,7 @@ def test_two_guardians_acknowledge_at_once_and_exactly_one_wins(live_site, brows
 
     # From the refreshed page the second guardian can carry on.
     take_action(second, "assessing", "Start assessing", "")
-    expect_done(second, "The case is now assessing")
+    expect_done(second, "You started assessing the case")
     expect_status(second, "assessing")
     first.reload()
     expect_status(first, "assessing")

@@ -100,6 +100,17 @@ def take_action(page: Page, target: str, label: str, message: str | None = None)
     """Open an action, optionally replace the suggested words to the reporter, and press it.
 
     ``message=None`` keeps the suggested words; ``""`` sends none."""
+    if target == "closed":
+        # Closing is confirmed on a page of its own, which holds the words to the reporter.
+        details = page.locator("details#action-closed")
+        if details.get_attribute("open") is None:
+            details.locator("summary").click()
+        details.get_by_role("button", name=label, exact=True).click()
+        expect(page.get_by_role("heading", level=1, name="Close this case?")).to_be_visible()
+        if message is not None:
+            page.get_by_label("Words sent to the reporter").fill(message)
+        page.get_by_role("button", name="Yes, close the case").click()
+        return
     details = action_form(page, target)
     if message is not None:
         page.locator(f"#message-{target}").fill(message)

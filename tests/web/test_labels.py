@@ -141,6 +141,12 @@ def test_every_reachable_page_labels_real_controls(
     check("anonymous", "POST", "/staff/sign-in", email="nobody@example.test", password="x")
     check("admin", "POST", "/staff/account/password", current="", new="", confirm="")
     check("anonymous", "GET", "/no-such-page")
+    # Confirmation pages (issue 9): withdrawing, removing a reader, closing, escalating.
+    check("reporter", "GET", "/follow-up/case/withdraw")
+    me = world.accounts["guardian"].user_id
+    check("guardian", "GET", f"/staff/cases/{reference}/readers/remove/confirm?user_id={me}")
+    check("guardian", "GET", f"/staff/cases/{reference}/close")
+    check("guardian", "GET", f"/staff/cases/{reference}/escalate/confirm")
 
     assert problems == []
     seen = {path for _, path in checked}
@@ -149,6 +155,8 @@ def test_every_reachable_page_labels_real_controls(
         "/report",
         "/follow-up",
         "/follow-up/case",
+        "/follow-up/case/withdraw",
+        f"/staff/cases/{reference}/readers/remove/confirm?user_id={me}",
         "/privacy",
         "/staff/sign-in",
         "/staff/cases/",

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from speakup.accounts.models import Role
 from speakup.audit.services import verify_chain
-from speakup.cases.models import Case, Message, Status
+from speakup.cases.models import REPORTER_AUTHORS, Case, Message, Status
 from speakup.extensions import db
 from speakup.organisations.models import Organisation
 from speakup.reporting.services import Submission
@@ -37,11 +37,13 @@ def org(make_org: Callable[..., Organisation], tmp_path: Path) -> Organisation:
 
 
 def _messages(case_id: int, kind: str) -> int:
+    # A detriment report is the reporter's too (marked "detriment" for the inbox flag).
+    kinds = REPORTER_AUTHORS if kind == "reporter" else (kind,)
     return (
         db.session.scalar(
             select(func.count())
             .select_from(Message)
-            .where(Message.case_id == case_id, Message.author_kind == kind)
+            .where(Message.case_id == case_id, Message.author_kind.in_(kinds))
         )
         or 0
     )
