@@ -1,6 +1,7 @@
 """Statistics for leaders (released tables of their scope only), "you said, we did", and the
 lead guardian's national return. Nothing here reads a case or an unreleased fact, except the
-national return, which counts facts for the lead guardian's own organisation."""
+national return, which counts facts for the lead guardian's own organisation (and asks
+:mod:`speakup.cases.exclusions` only whether she is named in a concern of the quarter)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from sqlalchemy import select
 
 from speakup.accounts.models import Role
 from speakup.audit.services import record
+from speakup.cases.exclusions import is_named_in_period, lead_named_in_period
 from speakup.db import utcnow
 from speakup.errors import ForbiddenError, NotFoundError
 from speakup.extensions import db
@@ -39,7 +41,7 @@ from speakup.stats.forms import (
 )
 from speakup.stats.models import Action, Release, ReleaseTable, ReturnSignoff
 from speakup.stats.national_return import CURRENT_VERSION, build_return, return_csv
-from speakup.stats.periods import latest_releasable, parse_quarter
+from speakup.stats.periods import Quarter, latest_releasable, parse_quarter
 
 bp = Blueprint("stats", __name__)
 
@@ -326,17 +328,52 @@ def public_actions() -> ResponseReturnValue:
 # National return ---------------------------------------------------------------------------
 
 
-def _lead_organisation() -> Organisation:
-    if current_user.role != Role.LEAD_GUARDIAN or current_user.organisation is None:
+#: why a lead guardian named in a concern of the quarter does not see its return: the return
+#: counts every concern, her overview hides those naming her, so the difference would tell
+#: her how many name her. The words say why without any count.
+NAMED_IN_PERIOD = (
+    "You are named in a concern in this period, so another guardian of your organisation "
+    "prepares this return."
+)
+
+
+def _named(user_id: int, organisation_id: int, quarter: Quarter) -> bool:
+    # The statistics feature reads no case; speakup.cases.exclusions answers yes or no.
+    return is_named_in_period(user_id, organisation_id, quarter.start, quarter.end)
+
+
+def _preparer_organisation(quarter: Quarter) -> tuple[Organisation, bool]:
+    """The organisation whose return the signed-in user may prepare for ``quarter``, and
+    whether she is named in one of its concerns of the quarter (and so sees no figure).
+
+    Its lead guardian prepares it; when a lead guardian is named in a concern of the quarter,
+    another guardian of the organisation may prepare it instead.
+    """
+    org = current_user.organisation
+    role = current_user.role
+    if org is not None and role == Role.LEAD_GUARDIAN:
+        return org, _named(current_user.id, org.id, quarter)
+    if (
+        org is not None
+        and role == Role.GUARDIAN
+        and lead_named_in_period(org.id, quarter.start, quarter.end)
+    ):
+        return org, _named(current_user.id, org.id, quarter)
+    raise ForbiddenError("Only an organisation's lead guardian signs off its national return.")
+
+
+def _guardian_of_an_organisation() -> None:
+    # Refused before the period is read, so no one else learns even which quarters exist.
+    if current_user.role not in (Role.LEAD_GUARDIAN, Role.GUARDIAN) or (
+        current_user.organisation is None
+    ):
         raise ForbiddenError("Only an organisation's lead guardian signs off its national return.")
-    return current_user.organisation
 
 
 @bp.route("/staff/national-return", methods=["GET", "POST"])
 def national_return() -> ResponseReturnValue:
     """The organisation's quarterly return, with CSV download and sign-off."""
-    org = _lead_organisation()
-    lag = int(current_app.config["STATS_RELEASE_LAG_DAYS"])
+    _guardian_of_an_organisation()
     default = latest_releasable(utcnow(), 0)
     period = request.values.get("period") or default.key
     try:
@@ -348,6 +385,22 @@ def national_return() -> ResponseReturnValue:
             raise NotFoundError  # nothing is signed off for a quarter still running
         flash("That quarter has not ended yet.", "error")
         quarter = default
+    org, named = _preparer_organisation(quarter)
+    quarters = []
+    q = default
+    for _ in range(8):
+        quarters.append(q)
+        q = q.previous()
+    if named:
+        if request.method == "POST":
+            raise ForbiddenError(NAMED_IN_PERIOD)
+        return render_template(
+            "stats/national_return.html",
+            org=org,
+            quarter=quarter,
+            quarters=quarters,
+            named=NAMED_IN_PERIOD,
+        )
     lines = build_return(org.id, quarter.key)
     signoff = db.session.scalar(
         select(ReturnSignoff).where(
@@ -372,12 +425,6 @@ def national_return() -> ResponseReturnValue:
         db.session.commit()
         flash(f"You signed off the return for {quarter.label}.")
         return redirect(url_for("stats.national_return", period=quarter.key))
-    del lag
-    quarters = []
-    q = default
-    for _ in range(8):
-        quarters.append(q)
-        q = q.previous()
     return render_template(
         "stats/national_return.html",
         org=org,
@@ -387,19 +434,23 @@ def national_return() -> ResponseReturnValue:
         signoff=signoff,
         version=CURRENT_VERSION,
         form=form,
+        named=None,
     )
 
 
 @bp.route("/staff/national-return.csv")
 def national_return_csv() -> ResponseReturnValue:
     """The return as CSV for upload to the national collection."""
-    org = _lead_organisation()
+    _guardian_of_an_organisation()
     try:
         quarter = parse_quarter(request.args.get("period", ""))
     except ValueError:
         raise NotFoundError from None
     if quarter.end > utcnow():
         raise NotFoundError  # no partial return for a quarter still running
+    org, named = _preparer_organisation(quarter)
+    if named:
+        raise ForbiddenError(NAMED_IN_PERIOD)
     lines = build_return(org.id, quarter.key)
     response = Response(
         return_csv(org.code, quarter.key, lines, CURRENT_VERSION), mimetype="text/csv"
