@@ -294,9 +294,19 @@ def _chart(spec_title: str, payload: dict[str, Any], k: int) -> str:
 
 
 def release_period(
-    quarter: Quarter, config: Mapping[str, Any], now: datetime, *, force: bool = False
+    quarter: Quarter,
+    config: Mapping[str, Any],
+    now: datetime,
+    *,
+    force: bool = False,
+    audit_insiders: bool | None = None,
 ) -> Release:
-    """Publish one closed quarter for every scope; refuses an open or already released one."""
+    """Publish one closed quarter for every scope; refuses an open or already released one.
+
+    ``audit_insiders`` (default: ``[stats] audit_insiders``) also audits every organisation
+    as an insider who knows its own counts. Only the synthetic demo switches it off."""
+    if audit_insiders is None:
+        audit_insiders = bool(config.get("STATS_AUDIT_INSIDERS", True))
     if db.session.scalar(select(Release.id).where(Release.period == quarter.key)) is not None:
         raise ValidationError(
             f"{quarter.label} was already released; releases are never recomputed."
@@ -339,7 +349,7 @@ def release_period(
         k=k,
         base=base,
         fixed=fixed,
-        insiders=insiders(geo, values, fixed),
+        insiders=insiders(geo, values, fixed) if audit_insiders else [],
         reveals=[
             Reveal(
                 tuple(_key(quarter.key, scope, YEAR_TABLE, (g,)) for g in ("bme", "white")),
