@@ -52,18 +52,7 @@ def assign_case(case: Case, actor: Actor, target: User, *, expected_version: int
     """A lead guardian gives the case to a guardian of the case's organisation."""
     check_version(case, expected_version)
     _check_assignable(case, actor, target)
-    dek = open_dek(case, actor)
-    if custody.add_reader(case, dek, _open_idk(case, actor), target, actor=actor.user):
-        custody.announce(case, dek, added=[target])
-    case.owner_user_id = target.id
-    record(
-        "case.assigned",
-        actor_kind="user",
-        actor_user_id=actor.user.id,
-        case_id=case.id,
-        detail=f"user={target.id}",
-    )
-    return case
+    return _pass_on(case, actor, open_dek(case, actor), target, "case.assigned", leaving=None)
 
 
 def transfer_case(case: Case, actor: Actor, target: User, *, expected_version: int | None) -> Case:
@@ -72,22 +61,9 @@ def transfer_case(case: Case, actor: Actor, target: User, *, expected_version: i
     check_version(case, expected_version)
     _check_assignable(case, actor, target)
     previous = case.owner
-    dek, idk = open_dek(case, actor), _open_idk(case, actor)
-    added = custody.add_reader(case, dek, idk, target, actor=actor.user)
-    case.owner_user_id = target.id
-    record(
-        "case.assigned",
-        actor_kind="user",
-        actor_user_id=actor.user.id,
-        case_id=case.id,
-        detail=f"user={target.id}",
-    )
-    removed = []
-    if previous is not None and previous.id != target.id:
-        dek, idk = custody.remove_reader(case, dek, idk, previous, actor=actor.user)
-        removed.append(previous)
-    custody.announce(case, dek, added=[target] if added else [], removed=removed)
-    return case
+    leaving = previous if previous is not None and previous.id != target.id else None
+    dek = open_dek(case, actor)
+    return _pass_on(case, actor, dek, target, "case.assigned", leaving=leaving)
 
 
 def hand_over_to_pool(
@@ -98,23 +74,33 @@ def hand_over_to_pool(
     check_version(case, expected_version)
     if not target.in_pool or target.role not in (Role.GUARDIAN, Role.LEAD_GUARDIAN):
         raise ValidationError("Choose a guardian from the regional pool.")
-    dek, idk = open_dek(case, actor), _open_idk(case, actor)
+    dek = open_dek(case, actor)  # a non-reader gets the 404 before anything else
     if target.id == actor.user.id:
         raise ValidationError("Choose another guardian: you already have this case.")
+    leaving = actor.user if remove_self else None
+    return _pass_on(case, actor, dek, target, "case.handed_over", leaving=leaving)
+
+
+def _pass_on(
+    case: Case, actor: Actor, dek: bytes, target: User, action: str, *, leaving: User | None
+) -> Case:
+    """Give ``target`` the case (custody decides which keys), make them its owner, remove
+    ``leaving`` if given, and tell the reporter in one message."""
+    idk = _open_idk(case, actor)
     added = custody.add_reader(case, dek, idk, target, actor=actor.user)
     case.owner_user_id = target.id
     record(
-        "case.handed_over",
+        action,
         actor_kind="user",
         actor_user_id=actor.user.id,
         case_id=case.id,
         detail=f"user={target.id}",
     )
-    removed = []
-    if remove_self:
-        dek, idk = custody.remove_reader(case, dek, idk, actor.user, actor=actor.user)
-        removed.append(actor.user)
-    custody.announce(case, dek, added=[target] if added else [], removed=removed)
+    if leaving is not None:
+        dek, idk = custody.remove_reader(case, dek, idk, leaving, actor=actor.user)
+    custody.announce(
+        case, dek, added=[target] if added else [], removed=[leaving] if leaving else []
+    )
     return case
 
 

@@ -414,21 +414,8 @@ def remove_reader(
         raise ValidationError("A case must keep at least one reader.")
     had_idk = target.id in set(reader_ids(case, KeyType.IDK))
     _delete_user_copies(case, target.id)
-    db.session.execute(
-        delete(PendingGrant).where(
-            PendingGrant.case_id == case.id, PendingGrant.user_id == target.id
-        )
-    )
-    if case.owner_user_id == target.id:
-        case.owner_user_id = None
+    drop_pending(case, target, actor=actor)
     new_dek, new_idk = rotate_case_keys(case, dek, idk if had_idk else None)
-    record(
-        "case.reader_removed",
-        actor_kind="user",
-        actor_user_id=actor.id,
-        case_id=case.id,
-        detail=f"user={target.id}",
-    )
     return new_dek, (new_idk if had_idk else idk)
 
 
@@ -618,7 +605,9 @@ def pending_readers(case: Case) -> list[User]:
 
 
 def drop_pending(case: Case, target: User, *, actor: User) -> None:
-    """Remove a reader whose access waits after a reset: the waiting restore goes."""
+    """Remove a reader from the case's record: any restore waiting after a reset goes, they
+    stop owning it, and the removal is audited. (Their sealed copies, if any, are deleted
+    by :func:`remove_reader`, which calls this.)"""
     db.session.execute(
         delete(PendingGrant).where(
             PendingGrant.case_id == case.id, PendingGrant.user_id == target.id
