@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
+
+from speakup.accounts.services import MIN_PASSWORD_LENGTH
+
+
+def new_password_rules() -> list[Any]:
+    """A new password, wherever one is chosen (enrolment, change)."""
+    return [
+        DataRequired("Enter a new password"),
+        Length(
+            min=MIN_PASSWORD_LENGTH,
+            max=1024,
+            message=f"Passwords must be at least {MIN_PASSWORD_LENGTH} characters",
+        ),
+    ]
+
+
+def confirm_rules(field: str) -> list[Any]:
+    """The new password typed again must match ``field``."""
+    return [
+        DataRequired("Enter the new password again"),
+        EqualTo(field, "The passwords do not match"),
+    ]
 
 
 class SignInForm(FlaskForm):
@@ -36,17 +60,5 @@ class EnrolForm(FlaskForm):
         "Enrolment code",
         validators=[DataRequired("Enter the enrolment code you were given"), Length(max=64)],
     )
-    password = PasswordField(
-        "New password",
-        validators=[
-            DataRequired("Enter a new password"),
-            Length(min=12, max=1024, message="Passwords must be at least 12 characters"),
-        ],
-    )
-    confirm = PasswordField(
-        "New password again",
-        validators=[
-            DataRequired("Enter the new password again"),
-            EqualTo("password", "The passwords do not match"),
-        ],
-    )
+    password = PasswordField("New password", validators=new_password_rules())
+    confirm = PasswordField("New password again", validators=confirm_rules("password"))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import PasswordField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.validators import DataRequired
+
+from speakup.accounts.forms import confirm_rules, new_password_rules
 
 
 class ChangePasswordForm(FlaskForm):
@@ -13,17 +15,5 @@ class ChangePasswordForm(FlaskForm):
     current = PasswordField(
         "Current password", validators=[DataRequired("Enter your current password")]
     )
-    new = PasswordField(
-        "New password",
-        validators=[
-            DataRequired("Enter a new password"),
-            Length(min=12, max=1024, message="Passwords must be at least 12 characters"),
-        ],
-    )
-    confirm = PasswordField(
-        "New password again",
-        validators=[
-            DataRequired("Enter the new password again"),
-            EqualTo("new", "The passwords do not match"),
-        ],
-    )
+    new = PasswordField("New password", validators=new_password_rules())
+    confirm = PasswordField("New password again", validators=confirm_rules("new"))
