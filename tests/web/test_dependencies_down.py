@@ -4,6 +4,8 @@ app's own 503 page, never a bare 500)."""
 
 from __future__ import annotations
 
+import os
+
 import logging
 from types import SimpleNamespace
 
@@ -41,6 +43,9 @@ def live_redis_or_skip() -> None:
     try:
         redis.Redis.from_url(LIVE_REDIS, socket_connect_timeout=1).ping()
     except redis.RedisError:
+        # .ci/run starts Redis: in CI a missing Redis is a failure, never a silent skip.
+        if os.environ.get("CI"):
+            pytest.fail("no Redis on 127.0.0.1:6379 (CI must have it)")
         pytest.skip("no Redis on 127.0.0.1:6379")
 
 
