@@ -4,9 +4,8 @@ app's own 503 page, never a bare 500)."""
 
 from __future__ import annotations
 
-import os
-
 import logging
+import os
 from types import SimpleNamespace
 
 import pytest
