@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, selectinload
 
 from speakup.accounts.models import Role, User
 from speakup.accounts.signals import staff_signed_in
@@ -247,7 +247,16 @@ def _users(ids: Iterable[int]) -> list[User]:
     ids = list(ids)
     if not ids:
         return []
-    return list(db.session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id)))
+    # Their organisations come in one more query: messages and the reporter's reader list
+    # name each person's organisation.
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(User.id.in_(ids))
+            .options(selectinload(User.organisation))
+            .order_by(User.id)
+        )
+    )
 
 
 # A new case ----------------------------------------------------------------------------------
