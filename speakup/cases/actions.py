@@ -14,6 +14,7 @@ from flask import current_app, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from speakup.accounts.models import User
@@ -73,7 +74,9 @@ def _act(
     try:
         action(case, actor)
         db.session.commit()
-    except (ConflictError, StaleDataError):
+    # IntegrityError: two readers did the same grant at once (say, both restored a reset
+    # colleague); the unique sealed copy let one win, and the other sees the new state.
+    except (ConflictError, StaleDataError, IntegrityError):
         db.session.rollback()
         message = ConflictError.public_message
         if typed and typed[1].strip():
